@@ -42,7 +42,7 @@ class AerospikeVersion:
 
     @classmethod
     def from_image(cls, image: str) -> AerospikeVersion:
-        """Extract the version from an image reference's tag (``aerospike/aerospike-server-enterprise:8.1.2.0``)."""
+        """The version in an image's tag, e.g. ``aerospike/aerospike-server-enterprise:8.1.2.0``."""
         name, _, tag = image.rpartition(":")
         if not name or "/" in tag or not tag:
             raise VersionError(

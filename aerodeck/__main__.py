@@ -1,0 +1,3 @@
+from aerodeck.cli.main import main
+
+main()

@@ -1,0 +1,111 @@
+"""The `aerodeck` command tree. Exit codes: 0 ok, 1 operation failed, 2 bad input."""
+
+from __future__ import annotations
+
+import asyncio
+from importlib.metadata import version
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from aerodeck.cli.output import emit_json, fail, progress
+from aerodeck.errors import AerodeckError
+from aerodeck.settings import Settings, load_settings
+from aerodeck.versions import VersionError
+
+app = typer.Typer(
+    help="aerodeck: durable, approvable operations for fleets of Aerospike clusters on Kubernetes.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+config_app = typer.Typer(help="Inspect the effective settings.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"aerodeck {version('aerodeck')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    show_version: Annotated[
+        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """Commands are grouped by what they act on; every read command takes --json."""
+
+
+@config_app.command("show")
+def config_show(as_json: JsonFlag = False) -> None:
+    """Print the effective settings (defaults < TOML file < AERODECK_* environment), secrets redacted."""
+    data = load_settings().redacted()
+    if as_json:
+        emit_json(data)
+        return
+    for key, value in data.items():
+        typer.echo(f"{key:<28} {'' if value is None else value}")
+
+
+@app.command()
+def up(
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Where state and logs live (AERODECK_DATA_DIR).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Temporal frontend port (AERODECK_DEV_SERVER_PORT).")
+    ] = None,
+    ui_port: Annotated[int | None, typer.Option(help="Temporal Web UI port (AERODECK_DEV_UI_PORT).")] = None,
+) -> None:
+    """Start the embedded stack (Temporal dev server and worker), print its URLs, stop on Ctrl-C."""
+    from aerodeck.stack import run_up
+
+    overrides: dict[str, Any] = {"data_dir": data_dir, "dev_server_port": port, "dev_ui_port": ui_port}
+    run_up(load_settings(**{k: v for k, v in overrides.items() if v is not None}))
+
+
+@app.command()
+def worker() -> None:
+    """Run a worker for every aerodeck workflow and activity until SIGINT/SIGTERM."""
+    from aerodeck.worker import run_worker
+
+    settings = load_settings()
+    asyncio.run(
+        run_worker(
+            settings,
+            on_ready=lambda: progress(
+                f"worker polling {settings.task_queue!r} on {settings.temporal_address}"
+            ),
+        )
+    )
+
+
+@app.command()
+def doctor(as_json: JsonFlag = False) -> None:
+    """Check the engine end to end: Temporal answers and a worker runs a workflow and an activity."""
+    from aerodeck.doctor import self_check
+
+    settings: Settings = load_settings()
+    result = asyncio.run(self_check(settings))
+    if as_json:
+        emit_json(result)
+        return
+    w = result.worker
+    typer.echo(f"Temporal {settings.temporal_address} ok; worker {w.host} pid {w.pid} on {w.task_queue!r}")
+    typer.echo(f"aerodeck {w.aerodeck_version}, temporalio {w.temporalio_version}, Python {w.python}")
+
+
+def main() -> None:
+    try:
+        app()
+    except AerodeckError as exc:
+        fail(str(exc), exc.exit_code)
+    except VersionError as exc:
+        fail(str(exc), 2)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None

@@ -1,0 +1,1 @@
+"""Temporal bootstrap: client factory, embedded dev server, search attributes."""
