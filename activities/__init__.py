@@ -3,6 +3,21 @@
 from collections.abc import Callable
 from typing import Any
 
+from activities.cluster import ClusterActivities
+from activities.health import check_cluster_health
 from activities.self_check import describe_worker
+from aerodeck.kube.client import api_client
+from aerodeck.settings import Settings
 
-ALL_ACTIVITIES: list[Callable[..., Any]] = [describe_worker]
+
+def all_activities(settings: Settings) -> list[Callable[..., Any]]:
+    """Every activity, bound to the clients the settings describe."""
+    cluster = ClusterActivities(lambda: api_client(settings))
+    return [
+        describe_worker,
+        check_cluster_health,
+        cluster.read_cluster,
+        cluster.patch_cluster_image,
+        cluster.set_cluster_paused,
+        cluster.await_rollout_progress,
+    ]

@@ -28,6 +28,17 @@ class ClusterRef(Model):
         return f"{self.namespace}/{self.name}"
 
 
+class SLO(Model):
+    """A tenant's registered latency and throughput goals for one cluster."""
+
+    read_p99_ms: float = Field(gt=0)
+    write_p99_ms: float = Field(gt=0)
+    read_p999_ms: float | None = Field(default=None, gt=0)
+    write_p999_ms: float | None = Field(default=None, gt=0)
+    min_tps: float = Field(default=0, ge=0)
+    max_error_rate: float = Field(default=0.001, ge=0, le=1)
+
+
 class StageState(StrEnum):
     PENDING = "pending"
     RUNNING = "running"
@@ -71,14 +82,23 @@ class HumanAction(StrEnum):
 
 
 class ActionRequest(Model):
-    """A person's decision on a change; the request id makes retries idempotent."""
+    """A person's action on a change (the Update's name says which); the request id makes retries
+    idempotent: the same id returns the first answer and changes nothing."""
 
-    action: HumanAction
     user: str = Field(min_length=1, max_length=200)
     role: Role
     stage: str | None = None
     comment: str = Field(default="", max_length=2000)
     request_id: str = Field(min_length=1, max_length=200)
+
+
+class ActionResult(Model):
+    """What the workflow did with an action."""
+
+    action: HumanAction
+    accepted: bool
+    message: str
+    request_id: str
 
 
 class AuditEntry(Model):

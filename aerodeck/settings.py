@@ -15,6 +15,7 @@ from pydantic_settings import (
 )
 
 from aerodeck.errors import BadInput
+from aerodeck.policy import FreezeWindow, RolloutPolicy
 
 CONFIG_ENV = "AERODECK_CONFIG"
 
@@ -63,6 +64,19 @@ class Settings(BaseSettings):
     # Prometheus with aerospike-prometheus-exporter metrics
     prometheus_url: str | None = None
 
+    # Rollout policy (per tier where it says so); each change keeps the policy it started with
+    approval_required_tiers: list[str] = Field(default_factory=lambda: ["prod"])
+    finalize_approval_tiers: list[str] = Field(default_factory=list)
+    four_eyes_tiers: list[str] = Field(default_factory=lambda: ["prod", "staging"])
+    gate_timeout_s: float = Field(default=24 * 3600, gt=0)
+    gate_timeout_outcome: Literal["reject", "approve"] = "reject"
+    rollback_policy: Literal["auto", "ask"] = "auto"
+    error_persist_s: float = Field(default=120, gt=0)
+    batch_deadline_s: float = Field(default=15 * 60, gt=0)
+    overall_deadline_s: float = Field(default=4 * 3600, gt=0)
+    poll_interval_s: float = Field(default=5, gt=0)
+    freeze_windows: list[FreezeWindow] = Field(default_factory=list)
+
     # Console
     console_port: int = Field(default=8501, ge=1, le=65535)
     console_auth: Literal["dev", "oidc"] = "dev"
@@ -93,6 +107,24 @@ class Settings(BaseSettings):
     def temporal_tls_enabled(self) -> bool:
         return self.temporal_tls_cert is not None or self.temporal_tls_ca is not None
 
+    def policy_for(self, tier: str | None, **overrides: Any) -> RolloutPolicy:
+        """The policy a change on a cluster of ``tier`` starts with (unlabelled clusters count as prod)."""
+        tier = tier or "prod"
+        values: dict[str, Any] = {
+            "approval": "required" if tier in self.approval_required_tiers else "auto",
+            "finalize_approval": tier in self.finalize_approval_tiers,
+            "four_eyes": tier in self.four_eyes_tiers,
+            "gate_timeout_s": self.gate_timeout_s,
+            "gate_timeout_outcome": self.gate_timeout_outcome,
+            "rollback": self.rollback_policy,
+            "error_persist_s": self.error_persist_s,
+            "batch_deadline_s": self.batch_deadline_s,
+            "overall_deadline_s": self.overall_deadline_s,
+            "poll_interval_s": self.poll_interval_s,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return RolloutPolicy.model_validate(values)
+
     def redacted(self) -> dict[str, Any]:
         """JSON-friendly view with secrets replaced, for `aerodeck config show`."""
         data = self.model_dump(mode="json")
@@ -114,8 +146,6 @@ def load_settings(**overrides: Any) -> Settings:
             else err["msg"]
             for err in exc.errors()
         )
-        raise BadInput(
-            f"invalid settings ({problems}); fix the environment variable or {config_file}"
-        ) from exc
+        raise BadInput(f"invalid settings ({problems}); fix the environment variable or {config_file}") from exc
     except (OSError, ValueError) as exc:
         raise BadInput(f"cannot read settings file {config_file}: {exc}") from exc

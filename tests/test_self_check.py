@@ -18,7 +18,7 @@ from workflows.self_check import SelfCheckInput, SelfCheckWorkflow
 async def test_self_check_runs_through_the_real_worker(temporal_env: WorkflowEnvironment) -> None:
     queue = f"test-{uuid.uuid4()}"
     settings = load_settings(task_queue=queue)
-    async with build_worker(temporal_env.client, queue):
+    async with build_worker(temporal_env.client, settings):
         result = await self_check(settings, requested_by="pytest", client=temporal_env.client)
     assert result.requested_by == "pytest"
     assert result.worker.pid == os.getpid()
@@ -28,7 +28,7 @@ async def test_self_check_runs_through_the_real_worker(temporal_env: WorkflowEnv
 
 async def test_self_check_on_the_time_skipping_server(time_skipping_env: WorkflowEnvironment) -> None:
     queue = f"test-{uuid.uuid4()}"
-    async with build_worker(time_skipping_env.client, queue):
+    async with build_worker(time_skipping_env.client, load_settings(task_queue=queue)):
         result = await time_skipping_env.client.execute_workflow(
             SelfCheckWorkflow.run, SelfCheckInput(), id=f"wf-{uuid.uuid4()}", task_queue=queue
         )

@@ -24,7 +24,5 @@ class SelfCheckResult(Model):
 class SelfCheckWorkflow:
     @workflow.run
     async def run(self, request: SelfCheckInput) -> SelfCheckResult:
-        report = await workflow.execute_activity(
-            describe_worker, start_to_close_timeout=timedelta(seconds=30)
-        )
+        report = await workflow.execute_activity(describe_worker, start_to_close_timeout=timedelta(seconds=30))
         return SelfCheckResult(requested_by=request.requested_by, worker=report)

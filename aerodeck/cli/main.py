@@ -9,7 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
-from aerodeck.cli.output import emit_json, fail, progress
+from aerodeck.cli import changes
+from aerodeck.cli.output import emit_json, fail, progress, table
 from aerodeck.errors import AerodeckError
 from aerodeck.settings import Settings, load_settings
 from aerodeck.versions import VersionError
@@ -22,6 +23,7 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect the effective settings.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+changes.register(app)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
@@ -54,12 +56,8 @@ def config_show(as_json: JsonFlag = False) -> None:
 
 @app.command()
 def up(
-    data_dir: Annotated[
-        Path | None, typer.Option(help="Where state and logs live (AERODECK_DATA_DIR).")
-    ] = None,
-    port: Annotated[
-        int | None, typer.Option(help="Temporal frontend port (AERODECK_DEV_SERVER_PORT).")
-    ] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Where state and logs live (AERODECK_DATA_DIR).")] = None,
+    port: Annotated[int | None, typer.Option(help="Temporal frontend port (AERODECK_DEV_SERVER_PORT).")] = None,
     ui_port: Annotated[int | None, typer.Option(help="Temporal Web UI port (AERODECK_DEV_UI_PORT).")] = None,
 ) -> None:
     """Start the embedded stack (Temporal dev server and worker), print its URLs, stop on Ctrl-C."""
@@ -78,9 +76,7 @@ def worker() -> None:
     asyncio.run(
         run_worker(
             settings,
-            on_ready=lambda: progress(
-                f"worker polling {settings.task_queue!r} on {settings.temporal_address}"
-            ),
+            on_ready=lambda: progress(f"worker polling {settings.task_queue!r} on {settings.temporal_address}"),
         )
     )
 
@@ -98,6 +94,31 @@ def doctor(as_json: JsonFlag = False) -> None:
     w = result.worker
     typer.echo(f"Temporal {settings.temporal_address} ok; worker {w.host} pid {w.pid} on {w.task_queue!r}")
     typer.echo(f"aerodeck {w.aerodeck_version}, temporalio {w.temporalio_version}, Python {w.python}")
+
+
+@app.command()
+def fleet(
+    as_json: JsonFlag = False,
+    selector: Annotated[
+        str | None, typer.Option("--selector", "-l", help="Label selector, e.g. aerodeck.io/team=ads.")
+    ] = None,
+) -> None:
+    """List every AerospikeCluster: labels, version, phase, pods on each image, health."""
+    from aerodeck.inventory import read_inventory
+    from aerodeck.kube.client import api_client
+
+    rows = read_inventory(api_client(load_settings()), selector)
+    if as_json:
+        emit_json([row.model_dump(mode="json") for row in rows])
+        return
+    table(
+        ["NAMESPACE", "NAME", "TEAM", "TIER", "TOPOLOGY", "VERSION", "PHASE", "READY", "HEALTH"],
+        [
+            [r.namespace, r.name, r.team or "-", r.tier or "-", r.topology or "-", r.version or "?",
+             r.phase or "-", f"{r.ready_pods}/{r.size}", r.health]
+            for r in rows
+        ],
+    )  # fmt: skip
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from aerodeck.models import SLO
 from aerodeck.versions import AerospikeVersion, VersionError
 
 K8S_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -46,17 +47,6 @@ class AerospikeNamespace(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,31}$")
     replication_factor: int = Field(default=2, ge=1, le=4)
     storage_engine: Literal["memory", "device"] = "memory"
-
-
-class SLO(_Strict):
-    """A tenant's registered goals for one cluster."""
-
-    read_p99_ms: float = Field(gt=0)
-    write_p99_ms: float = Field(gt=0)
-    read_p999_ms: float | None = Field(default=None, gt=0)
-    write_p999_ms: float | None = Field(default=None, gt=0)
-    min_tps: float = Field(default=0, ge=0)
-    max_error_rate: float = Field(default=0.001, ge=0, le=1)
 
 
 class ClusterSpec(_Strict):
