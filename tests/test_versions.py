@@ -13,9 +13,7 @@ def test_parse_orders_and_prints_numerically() -> None:
     assert AerospikeVersion.parse("8.1.2.0").series == (8, 1)
 
 
-@pytest.mark.parametrize(
-    "text", ["8.1.2", "8.1.2.0.1", "v8.1.2.0", "8.1.x.0", "", "latest", "8..2.0", "-1.0.0.0"]
-)
+@pytest.mark.parametrize("text", ["8.1.2", "8.1.2.0.1", "v8.1.2.0", "8.1.x.0", "", "latest", "8..2.0", "-1.0.0.0"])
 def test_malformed_versions_are_rejected_with_the_expected_form(text: str) -> None:
     with pytest.raises(VersionError, match=r"expected four dot-separated numbers such as 8\.1\.2\.0"):
         AerospikeVersion.parse(text)

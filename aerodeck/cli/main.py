@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,7 +12,8 @@ from typing import Annotated, Any
 import typer
 
 from aerodeck.cli import changes
-from aerodeck.cli.output import emit_json, fail, progress, table
+from aerodeck.cli.output import emit_json, progress, table
+from aerodeck.cli.twin import twin_app
 from aerodeck.errors import AerodeckError
 from aerodeck.settings import Settings, load_settings
 from aerodeck.versions import VersionError
@@ -24,6 +27,7 @@ app = typer.Typer(
 config_app = typer.Typer(help="Inspect the effective settings.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 changes.register(app)
+app.add_typer(twin_app, name="twin")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
@@ -59,12 +63,29 @@ def up(
     data_dir: Annotated[Path | None, typer.Option(help="Where state and logs live (AERODECK_DATA_DIR).")] = None,
     port: Annotated[int | None, typer.Option(help="Temporal frontend port (AERODECK_DEV_SERVER_PORT).")] = None,
     ui_port: Annotated[int | None, typer.Option(help="Temporal Web UI port (AERODECK_DEV_UI_PORT).")] = None,
+    twin: Annotated[bool, typer.Option(help="Run the fleet twin (off: use AERODECK_KUBECONFIG only).")] = True,
+    fleet: Annotated[Path | None, typer.Option(help="The twin's fleet file (default: the demo fleet).")] = None,
+    clusters: Annotated[int | None, typer.Option(help="Generate a twin fleet of N clusters.", min=1)] = None,
+    time_scale: Annotated[float | None, typer.Option(help="Twin seconds per real second.")] = None,
+    kubeconfig: Annotated[Path | None, typer.Option(help="Where the twin writes its kubeconfig.")] = None,
+    prometheus_port: Annotated[int, typer.Option(help="Prometheus port (0: any free port).")] = 0,
+    demo: Annotated[bool, typer.Option(help="Start a demo change that waits for approval.")] = False,
 ) -> None:
-    """Start the embedded stack (Temporal dev server and worker), print its URLs, stop on Ctrl-C."""
-    from aerodeck.stack import run_up
+    """Start the embedded stack (Temporal, fleet twin, Prometheus, worker), print its URLs, stop on Ctrl-C."""
+    from aerodeck.stack import StackOptions, run_up
 
     overrides: dict[str, Any] = {"data_dir": data_dir, "dev_server_port": port, "dev_ui_port": ui_port}
-    run_up(load_settings(**{k: v for k, v in overrides.items() if v is not None}))
+    settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    options = StackOptions(
+        twin=twin,
+        fleet=fleet,
+        clusters=clusters,
+        time_scale=time_scale,
+        kubeconfig=kubeconfig,
+        prometheus_port=prometheus_port,
+        demo=demo,
+    )
+    run_up(settings, options)
 
 
 @app.command()
@@ -121,12 +142,32 @@ def fleet(
     )  # fmt: skip
 
 
+def _exit_code(exc: SystemExit) -> int:
+    if exc.code is None:
+        return 0
+    return exc.code if isinstance(exc.code, int) else 1
+
+
 def main() -> None:
+    code = 0
     try:
         app()
     except AerodeckError as exc:
-        fail(str(exc), exc.exit_code)
+        code = _report(str(exc), exc.exit_code)
     except VersionError as exc:
-        fail(str(exc), 2)
+        code = _report(str(exc), 2)
     except KeyboardInterrupt:
-        raise SystemExit(130) from None
+        code = 130
+    except SystemExit as exc:
+        code = _exit_code(exc)
+    # Skip interpreter teardown: Temporal's Rust threads can abort a finalizing interpreter
+    # ("PyGILState_Release ... must be current", temporalio/sdk-python#300), which would turn a
+    # finished command's exit code into 134. Every command has cleaned up by the time it returns.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _report(message: str, exit_code: int) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return exit_code

@@ -28,8 +28,3 @@ def table(headers: list[str], rows: list[list[str]]) -> None:
 def progress(message: str) -> None:
     """Progress of a long operation; goes to stderr so --json output stays clean."""
     print(message, file=sys.stderr, flush=True)
-
-
-def fail(message: str, exit_code: int) -> None:
-    print(f"error: {message}", file=sys.stderr, flush=True)
-    raise SystemExit(exit_code)

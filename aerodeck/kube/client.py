@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 from kubernetes import client, config
 from kubernetes.config.config_exception import ConfigException
 
@@ -9,9 +13,22 @@ from aerodeck.errors import BadInput
 from aerodeck.settings import Settings
 
 
-def api_client(settings: Settings) -> client.ApiClient:
-    """Kubeconfig from AERODECK_KUBECONFIG, else in-cluster, else the default kubeconfig (~/.kube/config)."""
+def running_twin_kubeconfig(settings: Settings) -> Path | None:
+    """The kubeconfig of the twin that `aerodeck up` runs from this data dir, while it runs."""
+    state = settings.data_dir / "twin" / "state.json"
     try:
+        return Path(json.loads(state.read_text())["kubeconfig"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def api_client(settings: Settings) -> client.ApiClient:
+    """AERODECK_KUBECONFIG, else in-cluster config, else the running twin's, else ~/.kube/config."""
+    try:
+        if settings.kubeconfig is None and not os.environ.get("KUBERNETES_SERVICE_HOST"):
+            twin = running_twin_kubeconfig(settings)
+            if twin is not None:
+                settings = settings.model_copy(update={"kubeconfig": twin})
         if settings.kubeconfig is not None:
             if not settings.kubeconfig.exists():
                 raise BadInput(

@@ -129,9 +129,7 @@ class ApiFaults(_Strict):
     conflict_rate: float = Field(default=0, ge=0, le=1)
 
 
-Fault = Annotated[
-    VersionRegression | BadImage | StuckMigrations | NodeDown | ApiFaults, Field(discriminator="kind")
-]
+Fault = Annotated[VersionRegression | BadImage | StuckMigrations | NodeDown | ApiFaults, Field(discriminator="kind")]
 
 
 class FleetFile(_Strict):

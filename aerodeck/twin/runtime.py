@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -31,6 +32,36 @@ class TwinClock:
 
 
 @dataclass
+class NamespaceTraffic:
+    """Client operations one node served for one namespace since it last started: the exporter's
+    ``client_*`` counters, and per-second counts behind the tps that ``latencies:`` reports."""
+
+    read_success: int = 0
+    read_not_found: int = 0
+    read_error: int = 0
+    read_timeout: int = 0
+    write_success: int = 0
+    write_error: int = 0
+    write_timeout: int = 0
+    delete_success: int = 0
+    delete_not_found: int = 0
+    # [whole real second (monotonic), reads, writes] for the most recent seconds, newest last.
+    per_second: deque[list[int]] = field(default_factory=lambda: deque(maxlen=16))
+
+
+@dataclass
+class NodeTraffic:
+    """What a node served since it last started (reset by its wire endpoint on start): real client
+    operations per namespace, plus the modelled tenant load integrated over real time."""
+
+    client_connections: int = 0
+    namespaces: dict[str, NamespaceTraffic] = field(default_factory=dict)
+    tenant_reads: float = 0.0  # per namespace
+    tenant_writes: float = 0.0
+    tenant_integrated_at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
 class NodeRuntime:
     """One Aerospike node (one pod's ``aerospike-server`` container)."""
 
@@ -41,6 +72,7 @@ class NodeRuntime:
     version: AerospikeVersion
     up: bool = False
     started_at: float = 0.0  # twin time of the last start
+    traffic: NodeTraffic = field(default_factory=NodeTraffic)
 
     @property
     def node_name(self) -> str:
