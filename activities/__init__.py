@@ -6,6 +6,7 @@ from typing import Any
 from activities.cluster import ClusterActivities
 from activities.health import check_cluster_health
 from activities.self_check import describe_worker
+from activities.validation import ValidationActivities, judge_validation
 from aerodeck.kube.client import api_client
 from aerodeck.settings import Settings
 
@@ -13,6 +14,7 @@ from aerodeck.settings import Settings
 def all_activities(settings: Settings) -> list[Callable[..., Any]]:
     """Every activity, bound to the clients the settings describe."""
     cluster = ClusterActivities(lambda: api_client(settings))
+    validation = ValidationActivities(settings)
     return [
         describe_worker,
         check_cluster_health,
@@ -20,4 +22,6 @@ def all_activities(settings: Settings) -> list[Callable[..., Any]]:
         cluster.patch_cluster_image,
         cluster.set_cluster_paused,
         cluster.await_rollout_progress,
+        validation.collect_evidence,
+        judge_validation,
     ]

@@ -72,7 +72,10 @@ def assess(view: ClusterView) -> HealthReport:
     try:
         with connected(view.access_endpoints) as client:
             builds = _info_all(client, "build")
-            stable = _info_all(client, f"cluster-stable:size={view.size};ignore-migrations=false")
+            try:
+                stable = _info_all(client, f"cluster-stable:size={view.size};ignore-migrations=false")
+            except aerospike_errors.AerospikeError as exc:  # the client raises on a node's ERROR answer
+                stable = {"cluster": f"ERROR:{exc.msg or type(exc).__name__}"}
             stats = {node: parse_kv(text) for node, text in _info_all(client, "statistics").items()}
             ns_stats = [
                 parse_kv(text)

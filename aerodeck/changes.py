@@ -85,7 +85,7 @@ def plan_upgrade(
 
 async def start_upgrade(
     temporal: Client, settings: Settings, request: UpgradeRequest, snapshot: ClusterSnapshot
-) -> str:
+) -> WorkflowHandle[ClusterUpgradeWorkflow, UpgradeStatus]:
     workflow_id = change_workflow_id(request.cluster)
     view = snapshot.view
     attributes = TypedSearchAttributes(
@@ -98,7 +98,7 @@ async def start_upgrade(
         ]
     )
     try:
-        await temporal.start_workflow(
+        return await temporal.start_workflow(
             ClusterUpgradeWorkflow.run,
             request,
             id=workflow_id,
@@ -111,7 +111,6 @@ async def start_upgrade(
             f"a change is already active on {request.cluster} ({workflow_id}); "
             f"follow it with `aerodeck status {workflow_id}` or wait for it to finish"
         ) from exc
-    return workflow_id
 
 
 def _handle(temporal: Client, workflow_id: str) -> WorkflowHandle[Any, Any]:
@@ -148,7 +147,12 @@ async def act(
     handle = _handle(temporal, workflow_id)
     try:
         result: ActionResult = await handle.execute_update(
-            action.value, request, id=request.request_id, result_type=ActionResult
+            # Temporal dedupes updates by id; keying it by action too lets the workflow's validator
+            # refuse a request id reused for a different action instead of replaying the first answer.
+            action.value,
+            request,
+            id=f"{action.value}:{request.request_id}",
+            result_type=ActionResult,
         )
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause

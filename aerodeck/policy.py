@@ -52,6 +52,8 @@ class RolloutPolicy(Model):
     batch_deadline_s: float = Field(default=15 * 60, gt=0)
     overall_deadline_s: float = Field(default=4 * 3600, gt=0)
     poll_interval_s: float = Field(default=5, gt=0)
+    # After AKO reports Completed, migrations may still drain: health gates wait this long to settle.
+    settle_deadline_s: float = Field(default=10 * 60, gt=0)
     allow_downgrade: bool = False
 
 

@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     batch_deadline_s: float = Field(default=15 * 60, gt=0)
     overall_deadline_s: float = Field(default=4 * 3600, gt=0)
     poll_interval_s: float = Field(default=5, gt=0)
+    settle_deadline_s: float = Field(default=10 * 60, gt=0)
     freeze_windows: list[FreezeWindow] = Field(default_factory=list)
 
     # Console
@@ -121,6 +122,7 @@ class Settings(BaseSettings):
             "batch_deadline_s": self.batch_deadline_s,
             "overall_deadline_s": self.overall_deadline_s,
             "poll_interval_s": self.poll_interval_s,
+            "settle_deadline_s": self.settle_deadline_s,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return RolloutPolicy.model_validate(values)

@@ -176,7 +176,7 @@ class Stack:
         )
 
         async def start() -> str:
-            return await start_upgrade(await connect(engine), engine, request, snapshot)
+            return (await start_upgrade(await connect(engine), engine, request, snapshot)).id
 
         try:
             return asyncio.run(start())

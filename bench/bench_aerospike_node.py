@@ -5,7 +5,7 @@ measured in the same process: an asyncio server with the same framing answering 
 with a reply of the same size, driven over a plain blocking socket (the floor for asyncio + loopback).
 Then probes with the model's real delays to compare measured and modelled p50/p99.
 
-    .venv/bin/python bench/bench_aerospike_node.py [--ops 20000] [--probe-ops 2000]
+    .venv/bin/python bench/bench_aerospike_node.py [--ops 20000] [--rounds 5] [--probe-ops 2000]
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import socket
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -150,8 +151,10 @@ def throughput(loop: LoopThread, ops: int, rounds: int) -> None:
         print("the twin's loop runs in a background thread of this process\n")
         results = {label: summary(label, samples) for label, samples in latencies.items()}
         print(
-            f"\nratio official-client get / baseline: {results[CLIENT_GET] / results[BASELINE]:.2f}"
-            f"  (per round {min(ratios):.2f} .. {max(ratios):.2f})"
+            f"\nratio official-client get / baseline, ops/s: {results[CLIENT_GET] / results[BASELINE]:.2f}"
+            f" (per round {min(ratios):.2f} .. {max(ratios):.2f}); by p50 round trip:"
+            f" {statistics.median(latencies[BASELINE]) / statistics.median(latencies[CLIENT_GET]):.2f}"
+            " (steadier on a shared machine: stalls move means, not medians)"
         )
     finally:
         raw_twin.close()

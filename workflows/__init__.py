@@ -2,5 +2,6 @@
 
 from workflows.self_check import SelfCheckWorkflow
 from workflows.upgrade import ClusterUpgradeWorkflow
+from workflows.validation import PerformanceValidationWorkflow
 
-ALL_WORKFLOWS: list[type] = [SelfCheckWorkflow, ClusterUpgradeWorkflow]
+ALL_WORKFLOWS: list[type] = [SelfCheckWorkflow, ClusterUpgradeWorkflow, PerformanceValidationWorkflow]

@@ -198,7 +198,8 @@ class ClusterUpgradeWorkflow:
         self._check_rollback()
         action, decision = self._decisions[name]
         approved = action == HumanAction.APPROVE
-        text = f"{action.value}d by {decision.user}" + (f": {decision.comment}" if decision.comment else "")
+        verb = "approved" if approved else "rejected"
+        text = f"{verb} by {decision.user}" + (f": {decision.comment}" if decision.comment else "")
         self._end(stage, StageState.PASSED if approved else StageState.FAILED, text, actor=decision.user)
         if not approved:
             self._outcome = text
@@ -258,7 +259,7 @@ class ClusterUpgradeWorkflow:
                     poll_interval_s=policy.poll_interval_s,
                 ),
                 start_to_close_timeout=timedelta(seconds=policy.batch_deadline_s + 120),
-                heartbeat_timeout=timedelta(seconds=max(30, 3 * policy.poll_interval_s)),
+                heartbeat_timeout=timedelta(seconds=max(5.0, 3 * policy.poll_interval_s)),
                 retry_policy=RETRY,
             )
             if stage is not None:
@@ -288,7 +289,7 @@ class ClusterUpgradeWorkflow:
     async def _post_validation(self) -> None:
         stage = self._begin(StageName.POST_VALIDATION)
         self._set_state(ChangeState.VALIDATING)
-        health = await self._health()
+        health = await self._settled_health()
         stage.evidence.update(_health_evidence(health))
         wrong_builds = sorted(n for n, b in health.builds.items() if b != str(self._request.target))
         problems = list(health.problems)
@@ -346,7 +347,7 @@ class ClusterUpgradeWorkflow:
             self._end(stage, StageState.FAILED, f"rollback did not converge: {report.message}")
             self._outcome = f"{why}; rollback did not converge: {report.message}"
             return self._finish(ChangeState.FAILED)
-        health = await self._health()
+        health = await self._settled_health()
         stage.evidence.update(_health_evidence(health))
         verdict = "healthy" if health.healthy else "unhealthy: " + "; ".join(health.problems)
         self._end(stage, StageState.PASSED if health.healthy else StageState.FAILED,
@@ -355,6 +356,16 @@ class ClusterUpgradeWorkflow:
         return self._finish(ChangeState.ROLLED_BACK if health.healthy else ChangeState.FAILED)
 
     # ------------------------------------------------------------------------------ helpers
+
+    async def _settled_health(self) -> HealthReport:
+        """Health once the cluster settles (migrations drain after AKO says Completed), or at the deadline."""
+        policy = self._request.policy
+        deadline = workflow.now() + timedelta(seconds=policy.settle_deadline_s)
+        while True:
+            health = await self._health()
+            if health.healthy or workflow.now() >= deadline:
+                return health
+            await workflow.sleep(timedelta(seconds=policy.poll_interval_s))
 
     async def _health(self) -> HealthReport:
         fresh: ClusterSnapshot = await workflow.execute_activity_method(

@@ -61,7 +61,7 @@ def upgrade(
 
     async def run() -> tuple[str, UpgradeStatus | None]:
         client = await connect(settings)
-        workflow_id = await start_upgrade(client, settings, request, snapshot)
+        workflow_id = (await start_upgrade(client, settings, request, snapshot)).id
         if not wait:
             return workflow_id, None
         progress(f"started {workflow_id}")

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from aerodeck.cli import changes
+from aerodeck.cli import changes, validate
 from aerodeck.cli.output import emit_json, progress, table
 from aerodeck.cli.twin import twin_app
 from aerodeck.errors import AerodeckError
@@ -27,6 +27,7 @@ app = typer.Typer(
 config_app = typer.Typer(help="Inspect the effective settings.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 changes.register(app)
+validate.register(app)
 app.add_typer(twin_app, name="twin")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]

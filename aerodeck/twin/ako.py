@@ -22,6 +22,7 @@ from aerodeck.twin.kube.objects import (
     POD,
     PodSlot,
     PodState,
+    aerospike_config_hash,
     cluster_status,
     deployment_status,
     event_object,
@@ -73,6 +74,7 @@ class _Pod:
     slot: PodSlot
     port: int
     state: PodState
+    config_hash: str  # of the aerospikeConfig the pod's asd was started with
     restart_pending: bool = False  # an operator upgrade asked for a rolling restart on the same image
     busy: bool = False
     down_by_fault: bool = False
@@ -122,7 +124,6 @@ class ClusterController:
         self.wake = asyncio.Event()
         self.generation = 0
         self._backoff = ERROR_BACKOFF_FIRST
-        self._deleting: set[str] = set()
         self._touched_racks: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
@@ -139,7 +140,7 @@ class ClusterController:
         entries = {}
         for slot in pod_slots(self.cluster.spec):
             node = self.cluster.nodes[slot.name]
-            pod = _Pod(slot, node.port, PodState(image=image))
+            pod = _Pod(slot, node.port, PodState(image=image), aerospike_config_hash(cr["spec"]))
             pod.down_by_fault = self.ako.node_down_by_fault(self.name, slot.name)
             if pod.down_by_fault:
                 pod.state = replace(pod.state, ready=False)
@@ -151,7 +152,7 @@ class ClusterController:
         # A fleet at twin start has finished rebalancing long ago.
         self.cluster.migrations_total = 0
         status = cluster_status(cr, "Completed", entries)
-        self.store.update(AEROSPIKE_CLUSTER, self.namespace, self.name, lambda o: o.update(status=status), "status")
+        self.store.set_status(AEROSPIKE_CLUSTER, self.namespace, self.name, status)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"ako-{self.namespace}-{self.name}")
@@ -174,7 +175,7 @@ class ClusterController:
     def on_pod_deleted(self, name: str) -> None:
         """A pod deleted by someone else: its StatefulSet recreates it on the same image."""
         pod = self.pods.get(name)
-        if pod is None or name in self._deleting or pod.busy:
+        if pod is None or pod.busy:  # busy: the emulation itself is deleting and recreating it
             return
         self._spawn(self._recreate_deleted(pod))
 
@@ -239,6 +240,7 @@ class ClusterController:
     async def _reconcile_racks(self, cr: JsonObj) -> float | None:
         spec = cr["spec"]
         desired = spec["image"]
+        config_hash = aerospike_config_hash(spec)
         version = _image_version(desired)
         if version is None:
             raise ReconcileError(f"image {desired} carries no Aerospike version")
@@ -264,7 +266,7 @@ class ClusterController:
             if broken:
                 await self.clock.sleep(FAILURE_CHECK_SECONDS)
                 raise ReconcileError(_failure_message(broken), rack_id)
-            todo = [p for p in rack_pods if (p.state.image != desired or p.restart_pending) and not p.busy]
+            todo = [p for p in rack_pods if _needs_restart(p, desired, config_hash) and not p.busy]
             if not todo:
                 if any(p.busy for p in rack_pods):
                     return STABILITY_POLL_SECONDS  # a pod its StatefulSet is recreating
@@ -282,7 +284,7 @@ class ClusterController:
             name: pod_status_entry(cr, pod.slot, pod.state.image, pod.port) for name, pod in sorted(self.pods.items())
         }
         status = cluster_status(cr, "Completed", entries)
-        self.store.update(AEROSPIKE_CLUSTER, self.namespace, self.name, lambda o: o.update(status=status), "status")
+        self.store.set_status(AEROSPIKE_CLUSTER, self.namespace, self.name, status)
         return None
 
     def _rack_pods(self, rack_id: int) -> list[_Pod]:
@@ -343,11 +345,10 @@ class ClusterController:
             await self.cluster.stop_node(name)
             if not already_deleted:
                 await self.clock.sleep(TERMINATING_SECONDS)
-                self._deleting.add(name)
                 with contextlib.suppress(ApiError):
                     self.store.delete(POD, self.namespace, name)
-                self._deleting.discard(name)
             pod.restart_pending = False
+            pod.config_hash = aerospike_config_hash(cr["spec"])
             pod.state = PodState(image=image, phase="Pending", ready=False, waiting_reason="PodInitializing")
             self._write_pod(pod)
             await self.clock.sleep(PENDING_SECONDS)
@@ -527,6 +528,8 @@ class AkoEmulator:
         if event.kind == AEROSPIKE_CLUSTER:
             controller = self.controllers.get((meta.get("namespace"), meta["name"]))
             if controller is None:
+                if event.type == "ADDED":
+                    self._refuse_new_cluster(event.object)
                 return
             if event.type == "DELETED":
                 del self.controllers[(meta["namespace"], meta["name"])]
@@ -541,6 +544,16 @@ class AkoEmulator:
                 controller.on_pod_deleted(meta["name"])
         elif event.kind == DEPLOYMENT and event.type == "MODIFIED":
             self._on_deployment(event.object)
+
+    def _refuse_new_cluster(self, cr: JsonObj) -> None:
+        """Clusters need Aerospike nodes, which the twin creates from its fleet file only: say so on the CR."""
+        message = (
+            "the fleet twin only runs the clusters declared in its fleet file; add "
+            f"{cr['metadata'].get('namespace')}/{cr['metadata']['name']} there and restart the twin"
+        )
+        meta = cr["metadata"]
+        self.store.set_status(AEROSPIKE_CLUSTER, meta.get("namespace"), meta["name"], {"phase": "Error"})
+        self.events.emit(cr, "UpdateFailed", message, "Warning")
 
     def _deployment(self) -> JsonObj | None:
         operator = self.runtime.fleet.operator
@@ -589,6 +602,11 @@ def _operator_version(deployment_spec: JsonObj) -> str | None:
             _, sep, tag = str(container.get("image", "")).rpartition(":")
             return tag.lstrip("v") if sep and "/" not in tag else None
     return None
+
+
+def _needs_restart(pod: _Pod, image: str, config_hash: str) -> bool:
+    """A new image, a changed aerospikeConfig, or an operator upgrade that changed the generated pod spec."""
+    return pod.state.image != image or pod.config_hash != config_hash or pod.restart_pending
 
 
 def _image_version(image: str) -> AerospikeVersion | None:

@@ -35,6 +35,7 @@ from aerodeck.versions import AerospikeVersion
 
 # Upper bounds of the 17 latency columns: >1, >2, >4 ... >65536 ms.
 BUCKET_BOUNDS_MS: tuple[int, ...] = tuple(2**k for k in range(17))
+MAX_P99_MS = 30_000.0  # half the last bucket bound, so the tail above p99 still fits below 65536 ms
 
 
 class OpKind(StrEnum):
@@ -49,7 +50,7 @@ class LatencyProfile(BaseModel):
 
     p50_ms: float = Field(gt=0)
     # Below 1 ms the exporter's first bucket (0, 1] cannot resolve a p99, on a real cluster as here.
-    p99_ms: float = Field(ge=1.0, le=30_000)
+    p99_ms: float = Field(ge=1.0, le=MAX_P99_MS)
 
     @model_validator(mode="after")
     def _ordered(self) -> LatencyProfile:
@@ -84,6 +85,7 @@ SERIES_PROFILES: dict[tuple[int, int], dict[Topology, dict[OpKind, LatencyProfil
 }
 
 
+@lru_cache(maxsize=1024)
 def base_profile(version: AerospikeVersion, topology: Topology, op: OpKind) -> LatencyProfile:
     """The profile of the newest known series not newer than ``version`` (the oldest known one below it)."""
     known = sorted(SERIES_PROFILES)
@@ -105,7 +107,7 @@ def effective_profile(
     )
     if not extra_pct:
         return base
-    return LatencyProfile(p50_ms=base.p50_ms, p99_ms=base.p99_ms * (1 + extra_pct / 100))
+    return LatencyProfile(p50_ms=base.p50_ms, p99_ms=min(base.p99_ms * (1 + extra_pct / 100), MAX_P99_MS))
 
 
 class LatencyDistribution:
@@ -121,17 +123,6 @@ class LatencyDistribution:
     @classmethod
     def of(cls, profile: LatencyProfile) -> LatencyDistribution:
         return _fitted(profile.p50_ms, profile.p99_ms)
-
-    def cdf(self, ms: float) -> float:
-        if ms <= 0:
-            return 0.0
-        if ms <= 1:
-            return self._log_normal.cdf(math.log(ms))
-        if ms >= BUCKET_BOUNDS_MS[-1]:
-            return 1.0
-        k = int(math.log2(ms))
-        low, high = self._knots[k], self._knots[k + 1]
-        return low + (high - low) * (ms - 2**k) / 2**k
 
     def quantile(self, q: float) -> float:
         knots = self._knots

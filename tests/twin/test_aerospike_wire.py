@@ -306,7 +306,14 @@ def test_stopped_node_refuses_and_client_carries_on(loop: LoopThread) -> None:
         for i in range(100):
             client.put((NS, "fail", i), {"v": i})
         stopped = twin.node(2)
+        open_connection = socket.create_connection(("127.0.0.1", stopped.port), timeout=5)
         twin.stop_node(2)
+        try:
+            assert open_connection.recv(1) == b""  # dropped, not left hanging
+        except ConnectionResetError:
+            pass  # dropped with a reset: just as good
+        finally:
+            open_connection.close()
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", stopped.port), timeout=2).close()
         wait_until(lambda: len(client.get_nodes()) == 2, what="the client to drop the stopped node")

@@ -43,6 +43,7 @@ FLEET = make_fleet(
         cluster_entry("control"),
         cluster_entry("stuck"),
         cluster_entry("flaky"),
+        cluster_entry("configured"),
     ],
     faults=[
         {"kind": "bad-image", "version": CRASHING, "reason": "CrashLoopBackOff"},
@@ -272,6 +273,22 @@ def test_node_down_fault_makes_pod_unready(twin: TwinThread, custom: client.Cust
     twin.call(lambda: twin.runtime.faults.remove(fault))
     wait_for(pod_ready, what="flaky-0-1 to recover")
     assert twin.call(lambda: twin.runtime.cluster(NS, "flaky").nodes["flaky-0-1"].up)
+
+
+def test_config_change_rolling_restarts_on_the_same_image(twin: TwinThread, custom: client.CustomObjectsApi) -> None:
+    recorder = PodRecorder(twin, "configured")
+    custom.patch_namespaced_custom_object(
+        GROUP, VERSION, NS, PLURAL, "configured", {"spec": {"aerospikeConfig": {"service": {"proto-fd-max": 20000}}}}
+    )
+
+    def reconciled() -> bool:
+        status = cr(custom, "configured")["status"]
+        return status["phase"] == "Completed" and status["aerospikeConfig"]["service"].get("proto-fd-max") == 20000
+
+    wait_for(reconciled, what="the config change to be reconciled")
+    assert batches(recorder.stop()) == [{"configured-0-2"}, {"configured-0-1"}, {"configured-0-0"}]
+    assert set(node_versions(twin, "configured").values()) == {OLD}
+    assert [e["reason"] for e in events(twin, "configured")].count("PodRestarted") == 3
 
 
 def test_operator_upgrade_rolls_deployment_and_restarts_pods(tmp_path_factory: pytest.TempPathFactory) -> None:

@@ -30,6 +30,7 @@ FLEET = make_fleet(
         cluster_entry("ads-staging", namespace="aero-ads", team="ads", tier="staging"),
         cluster_entry("search-index", namespace="aero-search", team="search", tier="prod", racks=2, size=4, batch=2),
         cluster_entry("scratch", namespace="aero-scratch", team="qa"),
+        cluster_entry("doomed", namespace="aero-scratch", team="qa", size=2),
     ]
 )
 
@@ -81,10 +82,10 @@ def test_list_across_namespaces_with_label_selectors(api: client.ApiClient) -> N
         listing = custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, label_selector=selector)
         return {item["metadata"]["name"] for item in listing["items"]}
 
-    assert names() == {"ads-cache", "ads-staging", "search-index", "scratch"}
+    assert names() == {"ads-cache", "ads-staging", "search-index", "scratch", "doomed"}
     assert names("aerodeck.io/team=ads") == {"ads-cache", "ads-staging"}
     assert names("aerodeck.io/team=ads,aerodeck.io/tier!=staging") == {"ads-cache"}
-    assert names("aerodeck.io/team in (search, qa)") == {"search-index", "scratch"}
+    assert names("aerodeck.io/team in (search, qa)") == {"search-index", "scratch", "doomed"}
     assert names("aerodeck.io/team notin (ads),aerodeck.io/tier=prod") == {"search-index"}
     assert names("aerodeck.io/use-case") == names()
     assert names("!aerodeck.io/use-case") == set()
@@ -393,3 +394,38 @@ def test_api_faults_hit_writes_only(api: client.ApiClient, twin: TwinThread) -> 
         finally:
             twin.call(lambda f=fault: twin.runtime.faults.remove(f))
     custom.patch_namespaced_custom_object(GROUP, VERSION, "aero-ads", PLURAL, "ads-staging", patch)
+
+
+def test_deleting_a_cluster_tears_it_down(api: client.ApiClient, twin: TwinThread) -> None:
+    custom, core = client.CustomObjectsApi(api), client.CoreV1Api(api)
+    custom.delete_namespaced_custom_object(GROUP, VERSION, "aero-scratch", PLURAL, "doomed")
+    wait_for(
+        lambda: not core.list_namespaced_pod("aero-scratch", label_selector="aerospike.com/cr=doomed").items,
+        what="doomed's pods to go",
+    )
+    assert twin.call(lambda: not any(n.up for n in twin.runtime.cluster("aero-scratch", "doomed").nodes.values()))
+
+
+def test_a_cluster_outside_the_fleet_file_is_refused_by_the_emulated_operator(api: client.ApiClient) -> None:
+    custom = client.CustomObjectsApi(api)
+    template = custom.get_namespaced_custom_object(GROUP, VERSION, "aero-scratch", PLURAL, "scratch")
+    new = {"apiVersion": template["apiVersion"], "kind": template["kind"], "spec": template["spec"]}
+    new["metadata"] = {"name": "newcomer", "namespace": "aero-scratch"}
+    with pytest.raises(ApiException) as no_namespace:
+        custom.create_namespaced_custom_object(GROUP, VERSION, "aero-nowhere", PLURAL, new)
+    assert no_namespace.value.status == 404
+    assert 'namespaces "aero-nowhere" not found' in status_body(no_namespace.value)["message"]
+    created = custom.create_namespaced_custom_object(GROUP, VERSION, "aero-scratch", PLURAL, new)
+    assert created["metadata"]["uid"] and created["metadata"]["generation"] == 1
+    assert "status" not in created
+    wait_for(
+        lambda: (
+            custom.get_namespaced_custom_object_status(GROUP, VERSION, "aero-scratch", PLURAL, "newcomer")
+            .get("status", {})
+            .get("phase")
+            == "Error"
+        ),
+        what="the emulated operator to refuse the new cluster",
+    )
+    events = client.CoreV1Api(api).list_namespaced_event("aero-scratch", field_selector="involvedObject.name=newcomer")
+    assert any("fleet file" in (e.message or "") for e in events.items)

@@ -54,10 +54,6 @@ class NodeView:
         return self.node.traffic.namespaces.setdefault(ns, NamespaceTraffic())
 
 
-def _bool(value: bool) -> str:
-    return "true" if value else "false"
-
-
 def partition_id(digest: bytes) -> int:
     """The partition a record lives in: the low 12 bits of the digest's first two bytes, little-endian."""
     return int.from_bytes(digest[:2], "little") & (PARTITIONS - 1)

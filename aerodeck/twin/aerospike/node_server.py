@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from dataclasses import dataclass, field
 
@@ -221,48 +222,65 @@ def _count(traffic: NamespaceTraffic, msg: AsMsg, result: int) -> OpKind:
 
 
 class NodeServer:
-    """The TCP endpoint of one node, listening only while :meth:`open`."""
+    """The TCP endpoint of one node, listening only while :meth:`open`.
+
+    It accepts connections itself rather than through ``asyncio.start_server``: there, a connection accepted
+    in the same loop pass as ``Server.close()`` is left open and never served, so a stopped node could keep
+    a client hanging. Here every accepted socket is tracked at once and :meth:`close` closes them all."""
 
     def __init__(self, view: NodeView) -> None:
         self.view = view
-        self._server: asyncio.Server | None = None
-        self._connections: dict[asyncio.StreamWriter, asyncio.Task[None] | None] = {}
+        self._listener: socket.socket | None = None
+        self._connections: dict[asyncio.Task[None], socket.socket] = {}
         self._rng = view.model.rng(self._stream_name())
 
     def _stream_name(self) -> str:
         cluster = self.view.cluster
         return f"{cluster.k8s_namespace}/{cluster.name}/{self.view.node.pod_name}"
 
-    @property
-    def listening(self) -> bool:
-        return self._server is not None
-
     async def open(self) -> None:
-        if self._server is not None:
+        if self._listener is not None:
             return
         # A started server counts from zero and replays its latency stream, like a restarted asd.
         self.view.node.traffic = NodeTraffic()
         self._rng = self.view.model.rng(self._stream_name())
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.view.node.port)
+        listener = socket.create_server(("127.0.0.1", self.view.node.port), backlog=128)
+        listener.setblocking(False)
+        asyncio.get_running_loop().add_reader(listener.fileno(), self._accept)
+        self._listener = listener
 
     async def close(self) -> None:
         """Stop listening and drop every open connection, so clients see a dead node."""
-        server, self._server = self._server, None
-        if server is None:
+        listener, self._listener = self._listener, None
+        if listener is None:
             return
-        server.close()
+        asyncio.get_running_loop().remove_reader(listener.fileno())
+        listener.close()  # connections still in the backlog are reset by the kernel
         connections = list(self._connections.items())
-        for writer, _ in connections:
-            writer.transport.abort()
-        # Wait for the connection handlers to see the drop, so close() leaves nothing behind.
-        await asyncio.gather(*(task for _, task in connections if task), return_exceptions=True)
-        await server.wait_closed()
+        for task, _ in connections:
+            task.cancel()  # also ends replies still waiting out their modelled latency
+        await asyncio.gather(*(task for task, _ in connections), return_exceptions=True)
+        for _, conn in connections:
+            conn.close()  # a task cancelled before it ever ran could not close its own socket
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._connections[writer] = asyncio.current_task()
+    def _accept(self) -> None:
+        while self._listener is not None:
+            try:
+                conn, _ = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # out of descriptors, say: the client sees a refused or reset connection
+                log.warning("node %s: accept failed: %s", self._stream_name(), exc)
+                return
+            conn.setblocking(False)
+            self._connections[asyncio.get_running_loop().create_task(self._serve(conn))] = conn
+
+    async def _serve(self, conn: socket.socket) -> None:
         traffic = self.view.node.traffic
         traffic.client_connections += 1
+        writer: asyncio.StreamWriter | None = None
         try:
+            reader, writer = await asyncio.open_connection(sock=conn)
             while True:
                 message_type, size = decode_proto_header(await reader.readexactly(PROTO_HEADER_SIZE))
                 body = await reader.readexactly(size)
@@ -270,15 +288,18 @@ class NodeServer:
                 if writer.transport.get_write_buffer_size() > _WRITE_BUFFER_HIGH:
                     await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
-            pass  # the client went away, or close() dropped the connection
+            pass  # the client went away
         except ProtocolError as exc:
             log.info("node %s: closing a connection after a malformed message: %s", self._stream_name(), exc)
         except Exception:
             log.exception("node %s: closing a connection after an unexpected error", self._stream_name())
         finally:
             traffic.client_connections -= 1
-            self._connections.pop(writer, None)
-            writer.transport.abort()
+            self._connections.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
+            if writer is not None:
+                writer.transport.abort()
+            else:
+                conn.close()
 
     async def _dispatch(self, message_type: int, body: bytes) -> bytes:
         if message_type == MessageType.INFO:

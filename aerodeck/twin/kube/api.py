@@ -46,6 +46,7 @@ from aerodeck.twin.kube.store import (
     bad_request,
     conflict,
     matches,
+    not_found,
     parse_field_selector,
     parse_label_selector,
 )
@@ -189,6 +190,8 @@ class KubeApi:
                     return await self._watch(request, kind, namespace, table)
                 return self._list(request, kind, namespace, table)
             if method == "POST":
+                if namespace is not None and self.store.find(NAMESPACE, None, namespace) is None:
+                    raise not_found(NAMESPACE, namespace)
                 body = await _json_body(request)
                 created = self.store.create(kind, body, namespace, ADMISSION.get(kind), dry_run=dry_run)
                 return web.json_response(created, status=201)

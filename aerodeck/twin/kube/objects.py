@@ -298,6 +298,11 @@ def reconciled_status_spec(spec: JsonObj) -> JsonObj:
     return copied
 
 
+def aerospike_config_hash(spec: JsonObj) -> str:
+    """What AKO compares per pod to decide that an aerospikeConfig change needs a restart."""
+    return _hash(spec.get("aerospikeConfig"))
+
+
 def pod_status_entry(cr: JsonObj, slot: PodSlot, image: str, port: int) -> JsonObj:
     """One ``status.pods`` entry: the pod's access endpoint is its node's loopback port."""
     spec = cr["spec"]
@@ -318,7 +323,7 @@ def pod_status_entry(cr: JsonObj, slot: PodSlot, image: str, port: int) -> JsonO
             "alternateAccessEndpoints": [endpoint],
         },
         "initializedVolumes": [],
-        "aerospikeConfigHash": _hash(spec.get("aerospikeConfig")),
+        "aerospikeConfigHash": aerospike_config_hash(spec),
         "networkPolicyHash": _hash(spec.get("aerospikeNetworkPolicy")),
         "podSpecHash": _hash(spec.get("podSpec")),
     }

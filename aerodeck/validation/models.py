@@ -1,0 +1,252 @@
+"""Boundary models of performance validation: the request, the evidence a source gathers, the judge's
+settings and the report (kept with the workflow, returned and queryable)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from aerodeck.models import SLO, ClusterRef, Model
+from aerodeck.validation.histogram import LatencyHistogram
+
+MAX_DURATION_S = 3600.0
+MAX_PROBE_RATE = 20_000.0
+
+
+class Source(StrEnum):
+    """Where the evidence comes from (one module each under ``aerodeck.validation.sources``)."""
+
+    PROBE = "probe"  # a bounded read/write workload through the official client
+    PROMETHEUS = "prometheus"  # exporter metrics through the Prometheus HTTP API
+    INFO = "info"  # the nodes' own ``latencies:`` and namespace statistics
+
+
+class Verdict(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    # Not enough trustworthy evidence either way: a person decides (never promoted or rolled back by itself).
+    INCONCLUSIVE = "inconclusive"
+
+
+class MetricName(StrEnum):
+    READ_P99 = "read_p99_ms"
+    WRITE_P99 = "write_p99_ms"
+    READ_P999 = "read_p999_ms"
+    WRITE_P999 = "write_p999_ms"
+    ERROR_RATE = "error_rate"
+    THROUGHPUT = "throughput_tps"  # cluster-wide ops/s, against the SLO's min_tps
+    PROBE_THROUGHPUT = "probe_tps"  # the probe's achieved ops/s, against its target rate
+    STOP_WRITES = "stop_writes"
+    DEAD_PARTITIONS = "dead_partitions"
+    UNAVAILABLE_PARTITIONS = "unavailable_partitions"
+
+
+class SLOOverrides(Model):
+    """Per-request replacements for the registered SLO lines (unset fields keep the registered value)."""
+
+    read_p99_ms: float | None = Field(default=None, gt=0)
+    write_p99_ms: float | None = Field(default=None, gt=0)
+    read_p999_ms: float | None = Field(default=None, gt=0)
+    write_p999_ms: float | None = Field(default=None, gt=0)
+    min_tps: float | None = Field(default=None, ge=0)
+    max_error_rate: float | None = Field(default=None, ge=0, le=1)
+
+    def apply(self, registered: SLO | None) -> SLO | None:
+        """The effective SLO; None when neither the cluster nor the overrides give both p99 lines."""
+        values = registered.model_dump() if registered else {}
+        values.update(self.model_dump(exclude_none=True))
+        if "read_p99_ms" not in values or "write_p99_ms" not in values:
+            return None
+        return SLO.model_validate(values)
+
+
+class ProbeSettings(Model):
+    """The probe's workload; bounded in keys, rate and time, on its own set only."""
+
+    rate: float = Field(default=1000.0, gt=0, le=MAX_PROBE_RATE)  # target ops/s over all threads
+    read_ratio: float = Field(default=0.5, ge=0, le=1)
+    concurrency: int = Field(default=2, ge=1, le=16)
+    keys: int = Field(default=500, ge=1, le=10_000)
+    record_bytes: int = Field(default=100, ge=1, le=100_000)
+    timeout_ms: int = Field(default=1000, ge=10, le=60_000)
+
+
+class JudgeConfig(Model):
+    """How the judge decides. Defaults follow Kayenta (rank test, critical metrics, pass and marginal
+    scores) with a minimum effect size so statistically significant but tiny shifts pass."""
+
+    alpha: float = Field(default=0.01, gt=0, lt=0.5)  # one-sided Mann-Whitney significance level
+    min_shift: float = Field(default=0.10, ge=0)  # minimum relative worsening that can fail a comparison
+    min_error_increase: float = Field(default=0.001, ge=0)  # absolute error-rate worsening that can fail
+    min_series_points: int = Field(default=5, ge=3)  # per side, for series (Prometheus, info) comparisons
+    min_windows: int = Field(default=6, ge=3)  # per side, for probe comparisons on per-window tail latency
+    tail_samples: int = Field(default=10, ge=1)  # slow operations per window (and for an SLO quantile)
+    probe_rate_tolerance: float = Field(default=0.9, gt=0, le=1)  # achieved/target probe rate that passes
+    pass_score: float = Field(default=0.9, gt=0, le=1)
+    marginal_score: float = Field(default=0.75, ge=0, le=1)
+    weights: dict[MetricName, float] = Field(default_factory=dict)  # overrides of the default weights
+    critical: dict[MetricName, bool] = Field(default_factory=dict)  # overrides of the default criticality
+
+    @model_validator(mode="after")
+    def _ordered_scores(self) -> JudgeConfig:
+        if self.marginal_score > self.pass_score:
+            raise ValueError("marginal_score may not exceed pass_score")
+        return self
+
+
+class ProbeWindow(Model):
+    """What the probe saw in one time slice: latencies of successful operations per kind ("read", "write",
+    and "control", a no-op info round trip), failed operations, and the slice's length."""
+
+    seconds: float = Field(ge=0)
+    latencies: dict[str, LatencyHistogram] = Field(default_factory=dict)
+    errors: int = 0
+    timeouts: int = 0
+
+    @property
+    def ops(self) -> int:
+        return sum(h.total for kind, h in self.latencies.items() if kind != "control") + self.errors + self.timeouts
+
+
+class Evidence(Model):
+    """Everything one source measured over one window of time. Metrics it could not measure are listed in
+    ``missing`` with the reason; ``disturbances`` say why the measurement itself cannot be trusted."""
+
+    source: Source
+    cluster: ClusterRef
+    namespace: str
+    started_at: datetime
+    ended_at: datetime
+    expected_nodes: int = Field(ge=0)
+    min_nodes: int | None = None  # fewest nodes seen answering during the window
+    target_tps: float | None = None  # the probe's target rate
+    windows: list[ProbeWindow] = Field(default_factory=list)
+    series: dict[MetricName, list[float]] = Field(default_factory=dict)
+    missing: dict[MetricName, str] = Field(default_factory=dict)
+    disturbances: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+    @property
+    def duration_s(self) -> float:
+        return (self.ended_at - self.started_at).total_seconds()
+
+
+class ValidationRequest(Model):
+    """Input of PerformanceValidationWorkflow."""
+
+    cluster: ClusterRef
+    source: Source = Source.PROBE
+    duration_s: float = Field(default=30.0, gt=0, le=MAX_DURATION_S)
+    namespace: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,31}$")  # Aerospike namespace
+    probe: ProbeSettings = Field(default_factory=ProbeSettings)
+    prometheus_step_s: float | None = Field(default=None, gt=0)  # default: duration / 30, at least 1 s
+    baseline: ValidationReport | None = None  # the report of a run before the change
+    slo_overrides: SLOOverrides = Field(default_factory=SLOOverrides)
+    judge: JudgeConfig = Field(default_factory=JudgeConfig)
+
+
+class CollectRequest(Model):
+    """Input of the evidence activity: where to measure and for how long."""
+
+    source: Source
+    cluster: ClusterRef
+    cluster_name: str  # the Aerospike cluster-name (AKO sets the CR name)
+    endpoints: list[str]
+    expected_nodes: int
+    namespace: str
+    duration_s: float = Field(gt=0, le=MAX_DURATION_S)
+    probe: ProbeSettings = Field(default_factory=ProbeSettings)
+    prometheus_step_s: float | None = None
+    run_id: str = Field(min_length=1, max_length=200)  # names the probe's keys: a retry reuses (and deletes) them
+
+
+class Comparison(Model):
+    """Baseline versus after for one metric: a one-sided Mann-Whitney U test and the effect size."""
+
+    method: str
+    baseline_samples: int
+    after_samples: int
+    u_statistic: float | None = None
+    p_value: float | None = None
+    rank_biserial: float | None = None  # -1..1; positive: after worse than baseline
+    shift: float | None = None  # relative (or, for error rates, absolute) worsening of the metric
+    alpha: float
+    min_shift: float
+    verdict: Verdict
+    reason: str
+
+
+class MetricResult(Model):
+    name: MetricName
+    unit: str
+    description: str
+    higher_is_worse: bool
+    weight: float
+    critical: bool
+    after: float | None
+    baseline: float | None = None
+    slo_line: float | None = None
+    slo_verdict: Verdict | None = None  # None: no line for this metric
+    slo_reason: str = ""
+    comparison: Comparison | None = None  # None: no baseline
+    verdict: Verdict
+    reason: str
+
+
+class Distribution(Model):
+    """A latency distribution for charts: quantiles and cumulative counts at the server's bucket bounds."""
+
+    op: str
+    operations: int
+    quantiles: dict[str, float]  # "p50", "p90", "p99", "p999", "max" -> ms
+    buckets: list[tuple[float, int]]  # (le in ms, operations at or under it); le=inf last
+    series: list[float] = Field(default_factory=list)  # per-step p99 for series sources
+
+
+class ValidationReport(Model):
+    """The judge's answer with everything behind it."""
+
+    cluster: ClusterRef
+    source: Source
+    verdict: Verdict
+    reasons: list[str]
+    score: float | None  # weighted share of passing metrics among those judged
+    started_at: datetime
+    ended_at: datetime
+    slo: SLO | None
+    slo_lines: dict[MetricName, float]
+    metrics: list[MetricResult]
+    distributions: list[Distribution]
+    baseline_distributions: list[Distribution] = Field(default_factory=list)
+    measurement_check: Comparison | None = None  # the probe's no-op round trips, baseline versus after
+    config: JudgeConfig
+    evidence: Evidence  # kept so this report can be the baseline of a later run
+    workflow_id: str | None = None
+
+    @property
+    def needs_human(self) -> bool:
+        return self.verdict == Verdict.INCONCLUSIVE
+
+
+class JudgeRequest(Model):
+    """Input of the judge activity."""
+
+    evidence: Evidence
+    slo: SLO | None
+    baseline: Evidence | None = None
+    config: JudgeConfig = Field(default_factory=JudgeConfig)
+    workflow_id: str | None = None
+
+
+class ValidationStatus(Model):
+    """The ``status`` query: where the run is, and the report once judged."""
+
+    phase: Literal["reading cluster", "collecting", "judging", "done"]
+    message: str = ""
+    report: ValidationReport | None = None
+
+
+ValidationRequest.model_rebuild()

@@ -1,0 +1,176 @@
+"""The validation tests' fixtures: their own fleet twin (`aerodeck twin serve` on tests/validation/fleet.yaml),
+a real Prometheus scraping its exporter, and helpers to reach both."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aerospike
+import pytest
+
+from aerodeck.models import ClusterRef
+from aerodeck.twin.exporter import ScrapeTarget, prometheus_scrape_config
+from aerodeck.validation.models import CollectRequest, ProbeSettings, Source
+from aerodeck.validation.sources.info_latency import info_each
+from tests.twin.aerospike_fixtures import free_port
+from tests.twin_process import TwinProcess, start_twin
+
+FLEET = Path(__file__).parent / "fleet.yaml"
+K8S_NAMESPACE = "aero-val"
+CLUSTERS = ("v-pass", "v-inmem", "v-hybrid", "v-down", "v-flow", "v-cli")
+SCRAPE_INTERVAL_S = 0.5
+T = TypeVar("T")
+
+
+def wait_for(predicate: Callable[[], T], timeout: float = 30.0, interval: float = 0.1, what: str = "") -> T:
+    """Poll ``predicate`` until it returns something truthy; fail with ``what`` at the deadline."""
+    end = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+@dataclass
+class ValidationTwin:
+    process: TwinProcess
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.process.kubeconfig
+
+    def endpoints(self, cluster: str) -> list[str]:
+        pods = self.process.cr(cluster, K8S_NAMESPACE)["status"]["pods"]
+        return [endpoint for pod in pods.values() for endpoint in pod["aerospike"]["accessEndpoints"]]
+
+    def collect_request(self, cluster: str, source: Source, duration_s: float = 2.0, **probe: Any) -> CollectRequest:
+        return CollectRequest(
+            source=source,
+            cluster=ClusterRef(namespace=K8S_NAMESPACE, name=cluster),
+            cluster_name=cluster,
+            endpoints=self.endpoints(cluster),
+            expected_nodes=3,
+            namespace="test",
+            duration_s=duration_s,
+            probe=ProbeSettings(**{"rate": 1500.0, "concurrency": 2, **probe}),
+            prometheus_step_s=SCRAPE_INTERVAL_S,
+            run_id=f"test-{cluster}-{time.monotonic_ns()}",
+        )
+
+    def client(self, cluster: str) -> Any:
+        hosts = [(e.rpartition(":")[0], int(e.rpartition(":")[2])) for e in self.endpoints(cluster)]
+        return aerospike.client({"hosts": hosts, "policies": {"read": {"total_timeout": 2000}}}).connect()
+
+    def _faults(self, method: str, body: dict[str, Any] | None = None) -> Any:
+        request = urllib.request.Request(
+            f"{self.process.state.control_url}/twin/v1/faults",
+            data=json.dumps(body).encode() if body is not None else None,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read() or b"null")
+
+    def add_fault(self, fault: dict[str, Any]) -> None:
+        self._faults("POST", fault)
+
+    def clear_faults(self) -> None:
+        self._faults("DELETE")
+
+    def nodes_answering(self, cluster: str) -> int:
+        client = self.client(cluster)
+        try:
+            return len(info_each(client, "status"))
+        finally:
+            client.close()
+
+
+@pytest.fixture(scope="session")
+def validation_twin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValidationTwin]:
+    running = start_twin(tmp_path_factory.mktemp("validation-twin"), fleet=FLEET)
+    twin = ValidationTwin(running)
+    try:
+        for cluster in CLUSTERS:
+            wait_for(lambda c=cluster: twin.process.cr(c, K8S_NAMESPACE).get("status", {}).get("phase") == "Completed",
+                     what=f"{cluster} reconciled")  # fmt: skip
+        yield twin
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def faults(validation_twin: ValidationTwin) -> Iterator[ValidationTwin]:
+    """The twin, with every fault a test adds cleared (and every node back) when it ends."""
+    yield validation_twin
+    validation_twin.clear_faults()
+    for cluster in CLUSTERS:
+        wait_for(lambda c=cluster: validation_twin.nodes_answering(c) == 3, what=f"{cluster} whole again")
+
+
+@dataclass
+class Prometheus:
+    url: str
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return list(json.loads(response.read())["data"]["result"])
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, ConnectionError):
+            return False
+
+
+@pytest.fixture(scope="session")
+def prometheus(tmp_path_factory: pytest.TempPathFactory, validation_twin: ValidationTwin) -> Iterator[Prometheus]:
+    """Debian's Prometheus on a free port, scraping every test cluster's exporter twice a second."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.fail("the prometheus server is not installed: apt-get install prometheus", pytrace=False)
+    directory = tmp_path_factory.mktemp("prometheus")
+    address = validation_twin.process.state.control_url.removeprefix("http://")
+    targets = [
+        ScrapeTarget(job_name=f"aerospike-{name}", address=address, metrics_path=f"/metrics/{K8S_NAMESPACE}/{name}")
+        for name in CLUSTERS
+    ]
+    config = directory / "prometheus.yml"
+    config.write_text(prometheus_scrape_config(targets, SCRAPE_INTERVAL_S))
+    port = free_port()
+    log = (directory / "prometheus.log").open("w")
+    process = subprocess.Popen(
+        [binary, f"--config.file={config}", f"--storage.tsdb.path={directory / 'data'}",
+         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    server = Prometheus(f"http://127.0.0.1:{port}")
+    try:
+        wait_for(lambda: server.ready() or process.poll() is not None, what="Prometheus ready")
+        assert process.poll() is None, (directory / "prometheus.log").read_text()
+        for name in CLUSTERS:
+            wait_for(lambda n=name: server.query(f'aerospike_node_up{{cluster_name="{n}"}}'), what=f"{name} scraped")
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
