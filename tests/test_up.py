@@ -6,6 +6,8 @@ import asyncio
 import json
 import signal
 import socket
+import subprocess
+import time
 import urllib.request
 from pathlib import Path
 
@@ -64,3 +66,57 @@ def test_up_refuses_a_taken_port_with_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"port {port} for the Temporal frontend is taken" in result.stderr
     assert "--port" in result.stderr and "Traceback" not in result.stderr
+
+
+def _status(env: dict[str, str], workflow_id: str) -> dict[str, object]:
+    result = run_cli("status", workflow_id, "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    return dict(json.loads(result.stdout))
+
+
+def _wait_state(env: dict[str, str], workflow_id: str, state: str, deadline_s: float = 90) -> dict[str, object]:
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        current = _status(env, workflow_id)
+        if current["state"] == state:
+            return current
+        time.sleep(0.5)
+    raise AssertionError(f"{workflow_id} never reached {state}: {current}")
+
+
+def test_demo_stack_runs_a_change_from_cli_request_to_every_pod_on_the_new_image(tmp_path: Path) -> None:
+    env = _stack_env(tmp_path / "data", free_port(), free_port())
+    env.update(AERODECK_POLL_INTERVAL_S="0.5", AERODECK_ERROR_PERSIST_S="5", HOME=str(tmp_path))
+    stack = start_up(env, "--demo")
+    try:
+        demo = stack.urls["Demo change"]
+        assert demo == "change/aero-ads/ads-cache-1"
+        _wait_state(env, demo, "waiting-approval")
+        own = run_cli("approve", demo, "--as", "demo-requester", "--role", "approver", env=env)
+        assert own.returncode == 2 and "four-eyes" in own.stderr
+
+        started = run_cli("upgrade", "ads-cache-2", "--to", "8.1.2.0", "--as", "bob", "--json", env=env)
+        assert started.returncode == 0, started.stderr
+        workflow_id = json.loads(started.stdout)["workflow_id"]
+        waiting = _wait_state(env, workflow_id, "waiting-approval")
+        assert [s["state"] for s in waiting["stages"]][:3] == ["passed", "passed", "waiting"]
+        approved = run_cli("approve", workflow_id, "--as", "alice", "--role", "approver", env=env)
+        assert approved.returncode == 0, approved.stderr
+        done = _wait_state(env, workflow_id, "completed")
+        assert {s["name"]: s["state"] for s in done["stages"]}["post-validation"] == "passed"
+
+        kubectl = subprocess.run(
+            ["kubectl", "get", "pods", "-n", "aero-ads", "-l", "aerospike.com/cr=ads-cache-2",
+             "-o", "jsonpath={.items[*].spec.containers[0].image}"],
+            capture_output=True, text=True, env={**env, "KUBECONFIG": stack.urls["kubeconfig"]}, timeout=30,
+        )  # fmt: skip
+        assert kubectl.returncode == 0, kubectl.stderr
+        assert kubectl.stdout.split() == ["aerospike/aerospike-server-enterprise:8.1.2.0"] * 4
+
+        fleet = json.loads(run_cli("fleet", "--json", env=env).stdout)
+        row = next(r for r in fleet if r["name"] == "ads-cache-2")
+        assert row["version"] == "8.1.2.0" and row["health"] == "healthy"
+        listed = json.loads(run_cli("list", "--json", env=env).stdout)
+        assert {workflow_id, demo} <= {r["workflow_id"] for r in listed}
+    finally:
+        assert stack.stop(signal.SIGINT) == 0
