@@ -15,6 +15,7 @@ from aerodeck.twin.exporter import metrics_app, prometheus_scrape_config, scrape
 from aerodeck.twin.fleet import Fault, FleetFile
 from aerodeck.twin.kube.api import KubeTwin
 from aerodeck.twin.latency import LatencyModel
+from aerodeck.twin.ports import PortAllocator
 from aerodeck.twin.runtime import FleetRuntime, TwinClock
 
 FAULT = TypeAdapter(Fault)
@@ -45,7 +46,7 @@ class TwinServer:
     ) -> None:
         self.runtime = FleetRuntime(fleet=fleet, clock=TwinClock(fleet.time_scale), faults=list(fleet.faults))
         self.model = LatencyModel(seed=seed, delay_scale=delay_scale)
-        self.kube = KubeTwin(self.runtime, port=api_port, seed=seed)
+        self.kube = KubeTwin(self.runtime, allocate_port=PortAllocator(), port=api_port, seed=seed)
         self._control_port = control_port
         self._endpoints: list[ClusterEndpoints] = []
         self._control: web.AppRunner | None = None
