@@ -52,9 +52,8 @@ def main() -> None:
                 results[size].append(start(size, Path(tmp)))
     base_time = min(t for t, _ in results[1])
     base_rss = min(m for _, m in results[1])
-    print(
-        f"{'clusters':>8} {'pods':>5} {'start s':>8} {'x base':>7} {'RSS MiB':>8} {'x base':>7} {'KiB/pod over base':>18}"
-    )
+    header = ("clusters", "pods", "start s", "x base", "RSS MiB", "x base", "KiB/pod over base")
+    print(" ".join(f"{h:>{w}}" for h, w in zip(header, (8, 5, 8, 7, 8, 7, 18), strict=True)))
     for size in SIZES:
         t = min(t for t, _ in results[size])
         m = min(m for _, m in results[size])
