@@ -14,7 +14,8 @@ $(STAMP): pyproject.toml
 
 # The twin runs 60x real time; short polls and error persistence keep the demo brisk.
 demo: $(STAMP)
-	AERODECK_POLL_INTERVAL_S=1 AERODECK_ERROR_PERSIST_S=10 $(BIN)/aerodeck up --demo
+	AERODECK_POLL_INTERVAL_S=1 AERODECK_ERROR_PERSIST_S=10 AERODECK_VALIDATION_DURATION_S=15 \
+		$(BIN)/aerodeck up --demo
 
 test: lint
 	$(BIN)/pytest

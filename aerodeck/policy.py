@@ -55,6 +55,9 @@ class RolloutPolicy(Model):
     # After AKO reports Completed, migrations may still drain: health gates wait this long to settle.
     settle_deadline_s: float = Field(default=10 * 60, gt=0)
     allow_downgrade: bool = False
+    # Performance validation in the baseline and post-validation stages ("none": health gates only).
+    validation_source: Literal["probe", "prometheus", "info", "none"] = "probe"
+    validation_duration_s: float = Field(default=60, gt=0, le=3600)
 
 
 def freeze_covering(windows: list[FreezeWindow], when: datetime, tier: str | None) -> FreezeWindow | None:

@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     overall_deadline_s: float = Field(default=4 * 3600, gt=0)
     poll_interval_s: float = Field(default=5, gt=0)
     settle_deadline_s: float = Field(default=10 * 60, gt=0)
+    validation_source: Literal["probe", "prometheus", "info", "none"] = "probe"
+    validation_duration_s: float = Field(default=60, gt=0, le=3600)
     freeze_windows: list[FreezeWindow] = Field(default_factory=list)
 
     # Console
@@ -123,6 +125,8 @@ class Settings(BaseSettings):
             "overall_deadline_s": self.overall_deadline_s,
             "poll_interval_s": self.poll_interval_s,
             "settle_deadline_s": self.settle_deadline_s,
+            "validation_source": self.validation_source,
+            "validation_duration_s": self.validation_duration_s,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return RolloutPolicy.model_validate(values)

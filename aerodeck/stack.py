@@ -165,10 +165,13 @@ class Stack:
         from aerodeck.temporal.client import connect
         from aerodeck.versions import AerospikeVersion
 
-        engine = load_settings(
-            temporal_address=self._env["AERODECK_TEMPORAL_ADDRESS"],
-            kubeconfig=self._env.get("AERODECK_KUBECONFIG", self.settings.kubeconfig),
-        )
+        overrides: dict[str, object] = {
+            "temporal_address": self._env["AERODECK_TEMPORAL_ADDRESS"],
+            "kubeconfig": self._env.get("AERODECK_KUBECONFIG", self.settings.kubeconfig),
+        }
+        if "Prometheus" in self.urls and "AERODECK_VALIDATION_SOURCE" not in os.environ:
+            overrides["validation_source"] = "prometheus"  # exact exporter figures, no probe noise
+        engine = load_settings(**overrides)
         namespace, name = DEMO_CLUSTER
         snapshot = resolve_cluster(engine, name, namespace)
         request = plan_upgrade(

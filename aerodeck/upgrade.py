@@ -22,7 +22,8 @@ class StageName(StrEnum):
     ROLLBACK = "rollback"
 
 
-GATES = (StageName.APPROVAL_START, StageName.APPROVAL_FINALIZE)
+# Stages that may wait for a person: the approval gates, and post-validation when its evidence is inconclusive.
+APPROVABLE = (StageName.APPROVAL_START, StageName.POST_VALIDATION, StageName.APPROVAL_FINALIZE)
 
 
 class ChangeState(StrEnum):

@@ -86,7 +86,12 @@ def _wait_state(env: dict[str, str], workflow_id: str, state: str, deadline_s: f
 
 def test_demo_stack_runs_a_change_from_cli_request_to_every_pod_on_the_new_image(tmp_path: Path) -> None:
     env = _stack_env(tmp_path / "data", free_port(), free_port())
-    env.update(AERODECK_POLL_INTERVAL_S="0.5", AERODECK_ERROR_PERSIST_S="5", HOME=str(tmp_path))
+    env.update(
+        AERODECK_POLL_INTERVAL_S="0.5",
+        AERODECK_ERROR_PERSIST_S="5",
+        AERODECK_VALIDATION_DURATION_S="8",
+        HOME=str(tmp_path),
+    )
     stack = start_up(env, "--demo")
     try:
         demo = stack.urls["Demo change"]

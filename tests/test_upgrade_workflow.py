@@ -34,6 +34,7 @@ from workflows.upgrade import ClusterUpgradeWorkflow
 OLD = "aerospike/aerospike-server-enterprise:8.0.0.9"
 NEW = "aerospike/aerospike-server-enterprise:8.1.2.0"
 CRASHING = "8.1.1.0"  # the test fleet declares a crash-looping image for this version
+REGRESSING = "8.1.0.3"  # ... and a +150 % p99 regression for this one
 # Real seconds: the twin runs 600x, so a pod restart takes about 0.1 s.
 FAST = {
     "poll_interval_s": 0.2,
@@ -41,6 +42,7 @@ FAST = {
     "batch_deadline_s": 30.0,
     "overall_deadline_s": 120.0,
     "settle_deadline_s": 30.0,
+    "validation_duration_s": 3.0,
 }
 
 
@@ -178,6 +180,21 @@ async def test_crash_looping_image_errors_and_rolls_back(engine: Engine) -> None
     assert cr["spec"]["image"] == OLD and cr["status"]["phase"] == "Completed"
     assert pod_images(engine.twin, "t-crash") == {OLD}
     assert any(a.action == "auto-rollback" and a.actor == "policy" for a in final.audit)
+
+
+async def test_a_version_that_regresses_p99_is_rolled_back_with_the_reason(engine: Engine) -> None:
+    handle = await engine.start("t-regress", target=REGRESSING, approval="auto")
+    final: UpgradeStatus = await handle.result()
+    assert final.state == ChangeState.ROLLED_BACK, final.outcome
+    assert "performance validation failed" in final.outcome
+    stages = {s.name: s for s in final.stages}
+    assert stages["baseline"].evidence["verdict"] == "pass"
+    assert stages["post-validation"].state == StageState.FAILED
+    assert stages["post-validation"].evidence["verdict"] == "fail"
+    reports = await handle.query(ClusterUpgradeWorkflow.reports)
+    assert reports["post-validation"].verdict.value == "fail"
+    assert engine.twin.cr("t-regress")["spec"]["image"] == OLD
+    assert pod_images(engine.twin, "t-regress") == {OLD}
 
 
 async def test_manual_rollback_in_the_middle_of_a_rollout(engine: Engine) -> None:

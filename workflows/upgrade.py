@@ -15,7 +15,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from activities.cluster import (
@@ -30,8 +30,10 @@ with workflow.unsafe.imports_passed_through():
     from aerodeck.compat import move_problems
     from aerodeck.models import ActionRequest, ActionResult, AuditEntry, HumanAction, Stage, StageState
     from aerodeck.temporal import search_attributes
-    from aerodeck.upgrade import GATES, ChangeState, StageName, UpgradeRequest, UpgradeStatus
+    from aerodeck.upgrade import APPROVABLE, ChangeState, StageName, UpgradeRequest, UpgradeStatus
+    from aerodeck.validation.models import Source, ValidationReport, ValidationRequest, Verdict
     from aerodeck.versions import AerospikeVersion, image_with_version
+    from workflows.validation import PerformanceValidationWorkflow
 
 RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -50,6 +52,9 @@ _SHORT_CALL: dict[str, Any] = {
     "schedule_to_close_timeout": timedelta(minutes=5),
     "retry_policy": RETRY,
 }
+
+
+VALIDATION_MARGIN_S = 600.0  # reading the cluster, connecting, judging
 
 
 class _RollbackRequested(Exception):
@@ -81,6 +86,8 @@ class ClusterUpgradeWorkflow:
         self._previous_version: AerospikeVersion | None = None
         self._image_patched = False
         self._outcome = ""
+        self._baseline_report: ValidationReport | None = None
+        self._reports: dict[str, ValidationReport] = {}
 
     # ------------------------------------------------------------------------------------------ run
 
@@ -169,19 +176,63 @@ class ClusterUpgradeWorkflow:
         stage = self._begin(StageName.BASELINE)
         health = await self._health()
         stage.evidence.update(_health_evidence(health))
-        self._end(stage, StageState.PASSED, "health snapshot of the current version recorded")
+        report, problem = await self._validate(StageName.BASELINE, baseline=None)
+        if report is None:
+            self._end(stage, StageState.PASSED, f"health snapshot recorded; {problem}")
+            return
+        stage.evidence.update(_validation_evidence(report))
+        self._baseline_report = report if report.verdict != Verdict.INCONCLUSIVE else None
+        note = {
+            Verdict.PASS: "the current version meets its SLOs",
+            Verdict.FAIL: "the current version already misses its SLOs: " + "; ".join(report.reasons),
+            Verdict.INCONCLUSIVE: "no usable baseline (" + "; ".join(report.reasons) + "): after is judged on SLOs",
+        }[report.verdict]
+        self._end(stage, StageState.PASSED, note)
+
+    async def _validate(
+        self, stage: StageName, baseline: ValidationReport | None
+    ) -> tuple[ValidationReport | None, str]:
+        """Performance validation as a child workflow; (None, why) when disabled or impossible."""
+        policy = self._request.policy
+        if policy.validation_source == "none":
+            return None, "performance validation is off for this change"
+        request = ValidationRequest(
+            cluster=self._request.cluster,
+            source=Source(policy.validation_source),
+            duration_s=policy.validation_duration_s,
+            baseline=baseline,
+        )
+        try:
+            report: ValidationReport = await workflow.execute_child_workflow(
+                PerformanceValidationWorkflow.run,
+                request,
+                id=f"{workflow.info().workflow_id}/{stage.value}",
+                task_queue=workflow.info().task_queue,
+                execution_timeout=timedelta(seconds=policy.validation_duration_s + VALIDATION_MARGIN_S),
+            )
+        except ChildWorkflowError as exc:
+            return None, f"performance validation could not run: {_cause(exc)}"
+        self._reports[stage.value] = report
+        return report, ""
 
     async def _gate(self, name: StageName) -> bool:
         stage = self._begin(name)
-        policy = self._request.policy
-        if name == StageName.APPROVAL_START and policy.approval == "auto":
+        if name == StageName.APPROVAL_START and self._request.policy.approval == "auto":
             self._end(stage, StageState.PASSED, "approval is automatic for this tier", actor="policy")
             return True
+        return await self._decide(stage)
+
+    async def _decide(self, stage: Stage) -> bool:
+        """Wait for a person's approve or reject on ``stage``; the gate timeout decides by policy."""
+        policy = self._request.policy
+        name = StageName(stage.name)
         stage.state = StageState.WAITING
         self._set_state(ChangeState.WAITING_APPROVAL)
         try:
             await workflow.wait_condition(
-                lambda: name in self._decisions or self._abort_request is not None,
+                lambda: (
+                    name in self._decisions or self._rollback_request is not None or self._abort_request is not None
+                ),
                 timeout=timedelta(seconds=policy.gate_timeout_s),
                 timeout_summary=f"{name} gate timeout",
             )
@@ -296,11 +347,31 @@ class ClusterUpgradeWorkflow:
         if wrong_builds:
             problems.append(f"nodes not on {self._request.target}: {', '.join(wrong_builds)}")
         if problems:
-            message = "; ".join(problems)
-            self._end(stage, StageState.FAILED, message)
-            self._outcome = f"post-validation failed: {message}"
-            await self._after_failure()
-        self._end(stage, StageState.PASSED, f"all nodes healthy on {self._request.target}")
+            await self._post_validation_failed(stage, "; ".join(problems))
+        report, problem = await self._validate(StageName.POST_VALIDATION, self._baseline_report)
+        if report is not None:
+            stage.evidence.update(_validation_evidence(report))
+        verdict = report.verdict if report is not None else Verdict.INCONCLUSIVE
+        reasons = "; ".join(report.reasons) if report is not None else problem
+        if report is None and self._request.policy.validation_source == "none":
+            verdict = Verdict.PASS
+        if verdict == Verdict.FAIL:
+            await self._post_validation_failed(stage, f"performance validation failed: {reasons}")
+        if verdict == Verdict.INCONCLUSIVE:
+            # Inconclusive evidence never promotes or rolls back by itself: a person decides.
+            stage.message = f"inconclusive ({reasons}): approve to accept the new version, or roll back"
+            self._log("policy", "ask", StageName.POST_VALIDATION, stage.message)
+            self._set_state(ChangeState.WAITING_APPROVAL)
+            if not await self._decide(stage):
+                self._outcome = self._outcome or f"post-validation inconclusive: {reasons}"
+                raise _RollbackRequested()
+            return
+        self._end(stage, StageState.PASSED, f"all nodes healthy on {self._request.target}; performance {verdict.value}")
+
+    async def _post_validation_failed(self, stage: Stage, message: str) -> None:
+        self._end(stage, StageState.FAILED, message)
+        self._outcome = f"post-validation failed: {message}"
+        await self._after_failure()
 
     async def _after_failure(self) -> None:
         """Automatic rollback, or (policy ask) wait for a person to choose rollback or abort."""
@@ -478,7 +549,12 @@ class ClusterUpgradeWorkflow:
             policy=self._request.policy,
         )
 
-    def _validate(self, action: HumanAction, request: ActionRequest, check: Callable[[], None]) -> None:
+    @workflow.query
+    def reports(self) -> dict[str, ValidationReport]:
+        """The performance validation reports by stage (baseline, post-validation), for charts."""
+        return dict(self._reports)
+
+    def _validate_action(self, action: HumanAction, request: ActionRequest, check: Callable[[], None]) -> None:
         """Shared checks: idempotent request ids, roles, finished changes; then the action's own check."""
         seen = self._handled.get(request.request_id)
         if seen is not None:
@@ -502,14 +578,14 @@ class ClusterUpgradeWorkflow:
         names = [s.value for s in StageName]
         if request.stage is not None and request.stage not in names:
             raise ValueError(f"unknown stage {request.stage!r}; stages are: {', '.join(names)}")
-        waiting = [g for g in GATES if g in self._stages and self._stages[g].state == StageState.WAITING]
+        waiting = [n for n in APPROVABLE if n in self._stages and self._stages[n].state == StageState.WAITING]
         if request.stage is None:
             if not waiting:
                 raise ValueError(f"no approval gate is waiting (state {self._state.value}); nothing to {action.value}")
             return waiting[0]
         stage = StageName(request.stage)
-        if stage not in GATES:
-            raise ValueError(f"stage {stage.value!r} is not an approval gate; gates are: {', '.join(GATES)}")
+        if stage not in APPROVABLE:
+            raise ValueError(f"stage {stage.value!r} never waits for a decision; those are: {', '.join(APPROVABLE)}")
         if stage not in waiting:
             current = self._stages[stage].state.value if stage in self._stages else "pending"
             raise ValueError(f"stage {stage.value!r} is not waiting for a decision (it is {current})")
@@ -547,7 +623,7 @@ class ClusterUpgradeWorkflow:
 
     @approve.validator
     def _validate_approve(self, request: ActionRequest) -> None:
-        self._validate(HumanAction.APPROVE, request, lambda: self._check_decision(request, HumanAction.APPROVE))
+        self._validate_action(HumanAction.APPROVE, request, lambda: self._check_decision(request, HumanAction.APPROVE))
 
     @workflow.update
     def reject(self, request: ActionRequest) -> ActionResult:
@@ -559,7 +635,7 @@ class ClusterUpgradeWorkflow:
 
     @reject.validator
     def _validate_reject(self, request: ActionRequest) -> None:
-        self._validate(HumanAction.REJECT, request, lambda: self._check_decision(request, HumanAction.REJECT))
+        self._validate_action(HumanAction.REJECT, request, lambda: self._check_decision(request, HumanAction.REJECT))
 
     @workflow.update
     def pause(self, request: ActionRequest) -> ActionResult:
@@ -574,7 +650,7 @@ class ClusterUpgradeWorkflow:
             if self._state not in (ChangeState.ROLLING, ChangeState.PREFLIGHT, ChangeState.WAITING_APPROVAL):
                 raise ValueError(f"only a change in progress can pause (state {self._state.value})")
 
-        self._validate(HumanAction.PAUSE, request, check)
+        self._validate_action(HumanAction.PAUSE, request, check)
 
     @workflow.update
     def resume(self, request: ActionRequest) -> ActionResult:
@@ -587,7 +663,7 @@ class ClusterUpgradeWorkflow:
             if not self._pause_requested:
                 raise ValueError("the change is not paused; nothing to resume")
 
-        self._validate(HumanAction.RESUME, request, check)
+        self._validate_action(HumanAction.RESUME, request, check)
 
     @workflow.update
     def rollback(self, request: ActionRequest) -> ActionResult:
@@ -600,7 +676,7 @@ class ClusterUpgradeWorkflow:
             if self._rollback_request is not None or self._state == ChangeState.ROLLING_BACK:
                 raise ValueError("a rollback is already under way")
 
-        self._validate(HumanAction.ROLLBACK, request, check)
+        self._validate_action(HumanAction.ROLLBACK, request, check)
 
     @workflow.update
     def abort(self, request: ActionRequest) -> ActionResult:
@@ -614,14 +690,26 @@ class ClusterUpgradeWorkflow:
             if self._abort_request is not None:
                 raise ValueError("an abort is already under way")
 
-        self._validate(HumanAction.ABORT, request, check)
+        self._validate_action(HumanAction.ABORT, request, check)
 
 
 def _cause(exc: BaseException) -> str:
-    cause = exc.cause if isinstance(exc, ActivityError) else exc
+    cause = exc.cause if isinstance(exc, ActivityError | ChildWorkflowError) else exc
     if isinstance(cause, ApplicationError):
         return cause.message
     return str(cause or exc)
+
+
+def _validation_evidence(report: ValidationReport) -> dict[str, Any]:
+    evidence: dict[str, Any] = {
+        "verdict": report.verdict.value,
+        "score": round(report.score, 3) if report.score is not None else "n/a",
+        "source": report.source.value,
+    }
+    for metric in report.metrics:
+        if metric.after is not None:
+            evidence[f"{metric.name.value}"] = round(metric.after, 3)
+    return evidence
 
 
 def _health_evidence(health: HealthReport) -> dict[str, Any]:

@@ -69,7 +69,8 @@ def serve(
         except OSError as exc:
             await server.stop()
             raise OperationFailed(f"the twin cannot listen: {exc.strerror}; choose other ports") from exc
-        state = server.publish(kubeconfig, directory / "prometheus.yml")
+        # A one-second scrape gives Prometheus-based validation enough points in a short window.
+        state = server.publish(kubeconfig, directory / "prometheus.yml", scrape_interval_s=1.0)
         write_state(state_file, state)
         print(f"Kubernetes API (twin)  {state.api_url}", flush=True)
         print(f"Twin metrics/control   {state.control_url}", flush=True)

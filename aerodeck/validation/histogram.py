@@ -15,7 +15,7 @@ from aerodeck.models import Model
 GROWTH = 1.02
 FLOOR_MS = 0.001
 _LOG_GROWTH = math.log(GROWTH)
-# Chart buckets: the server's own histogram bounds (``latencies:`` columns), 1 ms .. 65536 ms, plus +Inf.
+# Chart buckets: the server's own histogram bounds (``latencies:`` columns), 1 ms .. 65536 ms.
 CHART_BOUNDS_MS: tuple[float, ...] = tuple(float(2**k) for k in range(17))
 
 
@@ -90,12 +90,13 @@ class LatencyHistogram(Model):
         return weighted / taken
 
     def chart_buckets(self) -> list[tuple[float, int]]:
-        """Cumulative counts at or under each server bound (``le``), +Inf last, for a console chart."""
-        cumulative = []
+        """Cumulative counts at or under each server bound (``le``) for a console chart; the +Inf bucket is
+        ``total`` (JSON has no infinity)."""
         ordered = self._sorted()
-        for bound in (*CHART_BOUNDS_MS, math.inf):
-            cumulative.append((bound, sum(count for index, count in ordered if bucket_bounds(index)[1] <= bound)))
-        return cumulative
+        return [
+            (bound, sum(count for index, count in ordered if bucket_bounds(index)[1] <= bound))
+            for bound in CHART_BOUNDS_MS
+        ]
 
 
 def bucket_quantile(q: float, cumulative: Sequence[tuple[float, float]]) -> float | None:

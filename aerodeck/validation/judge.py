@@ -94,7 +94,8 @@ def compare(
         verdict, reason = Verdict.PASS, f"significant but below the {min_shift:g} minimum shift: {stats}"
     else:
         verdict, reason = Verdict.PASS, f"no significant worsening: {stats}"
-    update = {"u_statistic": u, "p_value": p_value, "rank_biserial": rank_biserial, "shift": shift}
+    stored = shift if math.isfinite(shift) else None  # JSON has no infinity
+    update = {"u_statistic": u, "p_value": p_value, "rank_biserial": rank_biserial, "shift": stored}
     return result.model_copy(update={**update, "verdict": verdict, "reason": reason})
 
 
@@ -133,7 +134,7 @@ def judge_metric(spec: MetricSpec, request: JudgeRequest, control_moved: Compari
     slo_verdict, slo_reason = _slo_check(spec, after, line)
     comparison = None
     baseline_obs = observe(spec, request.baseline, config) if request.baseline else None
-    if baseline_obs is not None and spec.fixed_line is None:
+    if baseline_obs is not None and spec.compare_baseline and spec.fixed_line is None:
         min_samples = config.min_windows if evidence.source is Source.PROBE else config.min_series_points
         comparison = compare(spec, after, baseline_obs, config, min_samples)
         if comparison.verdict == Verdict.FAIL and spec.quantile is not None and control_moved is not None:

@@ -21,6 +21,8 @@ class MetricSpec:
     slo_field: str | None = None  # the SLO attribute that gives the line
     fixed_line: float | None = None  # health metrics: the line regardless of the SLO
     absolute_shift: bool = False  # compare by absolute (not relative) worsening
+    # False where the value follows the tenants' traffic, which differs between baseline and after
+    compare_baseline: bool = True
 
     def weight_in(self, config: JudgeConfig) -> float:
         return config.weights.get(self.name, self.weight)
@@ -71,7 +73,7 @@ CATALOGUE: dict[MetricName, MetricSpec] = {
         ),
         MetricSpec(
             MetricName.THROUGHPUT, "ops/s", "cluster-wide reads and writes per second", False, 2, True,
-            slo_field="min_tps",
+            slo_field="min_tps", compare_baseline=False,
         ),
         MetricSpec(
             MetricName.PROBE_THROUGHPUT, "ops/s", "operations per second the probe achieved", False, 2, True,

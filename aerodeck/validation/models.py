@@ -72,6 +72,8 @@ class ProbeSettings(Model):
     keys: int = Field(default=500, ge=1, le=10_000)
     record_bytes: int = Field(default=100, ge=1, le=100_000)
     timeout_ms: int = Field(default=1000, ge=10, le=60_000)
+    # One no-op info round trip per this many operations, a control for client-side slowdowns (0: none)
+    control_every: int = Field(default=8, ge=0)
 
 
 class JudgeConfig(Model):
@@ -172,7 +174,8 @@ class Comparison(Model):
     u_statistic: float | None = None
     p_value: float | None = None
     rank_biserial: float | None = None  # -1..1; positive: after worse than baseline
-    shift: float | None = None  # relative (or, for error rates, absolute) worsening of the metric
+    # relative (or, for error rates, absolute) worsening of the metric; None if the baseline was 0
+    shift: float | None = None
     alpha: float
     min_shift: float
     verdict: Verdict
@@ -202,7 +205,7 @@ class Distribution(Model):
     op: str
     operations: int
     quantiles: dict[str, float]  # "p50", "p90", "p99", "p999", "max" -> ms
-    buckets: list[tuple[float, int]]  # (le in ms, operations at or under it); le=inf last
+    buckets: list[tuple[float, int]]  # (le in ms, operations at or under it); +Inf is ``operations``
     series: list[float] = Field(default_factory=list)  # per-step p99 for series sources
 
 

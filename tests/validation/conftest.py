@@ -12,6 +12,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -97,6 +98,12 @@ class ValidationTwin:
         finally:
             client.close()
 
+    def whole(self, cluster: str) -> bool:
+        return self.nodes_answering(cluster) == 3
+
+    def reconciled(self, cluster: str) -> bool:
+        return bool(self.process.cr(cluster, K8S_NAMESPACE).get("status", {}).get("phase") == "Completed")
+
 
 @pytest.fixture(scope="session")
 def validation_twin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValidationTwin]:
@@ -104,8 +111,7 @@ def validation_twin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Valida
     twin = ValidationTwin(running)
     try:
         for cluster in CLUSTERS:
-            wait_for(lambda c=cluster: twin.process.cr(c, K8S_NAMESPACE).get("status", {}).get("phase") == "Completed",
-                     what=f"{cluster} reconciled")  # fmt: skip
+            wait_for(partial(twin.reconciled, cluster), what=f"{cluster} reconciled")
         yield twin
     finally:
         running.stop()
@@ -117,7 +123,7 @@ def faults(validation_twin: ValidationTwin) -> Iterator[ValidationTwin]:
     yield validation_twin
     validation_twin.clear_faults()
     for cluster in CLUSTERS:
-        wait_for(lambda c=cluster: validation_twin.nodes_answering(c) == 3, what=f"{cluster} whole again")
+        wait_for(partial(validation_twin.whole, cluster), what=f"{cluster} whole again")
 
 
 @dataclass
@@ -164,7 +170,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory, validation_twin: Valida
         wait_for(lambda: server.ready() or process.poll() is not None, what="Prometheus ready")
         assert process.poll() is None, (directory / "prometheus.log").read_text()
         for name in CLUSTERS:
-            wait_for(lambda n=name: server.query(f'aerospike_node_up{{cluster_name="{n}"}}'), what=f"{name} scraped")
+            wait_for(partial(server.query, f'aerospike_node_up{{cluster_name="{name}"}}'), what=f"{name} scraped")
         yield server
     finally:
         process.terminate()

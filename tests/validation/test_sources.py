@@ -14,7 +14,7 @@ from aerodeck.models import SLO
 from aerodeck.twin.fleet import Topology
 from aerodeck.twin.latency import OpKind, effective_profile
 from aerodeck.validation.judge import judge
-from aerodeck.validation.models import Evidence, JudgeRequest, MetricName, Source, Verdict
+from aerodeck.validation.models import Evidence, JudgeRequest, MetricName, MetricResult, Source, Verdict
 from aerodeck.validation.sources import SourceUnavailable, source_for
 from aerodeck.validation.sources.probe import PROBE_SET, probe_keys
 from aerodeck.versions import AerospikeVersion
@@ -29,8 +29,8 @@ def quiet(_: str) -> None:
     """A heartbeat that only swallows progress lines."""
 
 
-def metric(report_metrics: list, name: MetricName):  # type: ignore[no-untyped-def,type-arg]
-    return next(m for m in report_metrics if m.name == name)
+def metric(metrics: list[MetricResult], name: MetricName) -> MetricResult:
+    return next(m for m in metrics if m.name == name)
 
 
 def test_probe_measures_judges_and_deletes_only_its_own_records(validation_twin: ValidationTwin) -> None:

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 import pytest_asyncio
+from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
@@ -134,14 +135,22 @@ async def test_unreachable_prometheus_is_inconclusive_with_the_reason(
     assert all(m.verdict != Verdict.PASS for m in report.metrics if m.critical)
 
 
+class StageInput(BaseModel):
+    validation: ValidationRequest
+    task_queue: str
+
+
 @workflow.defn(sandboxed=False)
 class StageParent:
     """A rollout stage in miniature: validation as a child workflow, inconclusive routed to a person."""
 
     @workflow.run
-    async def run(self, child: ValidationRequest) -> str:
+    async def run(self, stage: StageInput) -> str:
         report: ValidationReport = await workflow.execute_child_workflow(
-            PerformanceValidationWorkflow.run, child, id=f"{workflow.info().workflow_id}/validation"
+            PerformanceValidationWorkflow.run,
+            stage.validation,
+            id=f"{workflow.info().workflow_id}/validation",
+            task_queue=stage.task_queue,
         )
         return {Verdict.PASS: "promote", Verdict.FAIL: "rollback", Verdict.INCONCLUSIVE: "ask a human"}[report.verdict]
 
@@ -151,7 +160,7 @@ async def test_runs_as_a_child_workflow(engine: Engine) -> None:
     async with Worker(engine.client, task_queue=queue, workflows=[StageParent]):
         decision = await engine.client.execute_workflow(
             StageParent.run,
-            request(source=Source.INFO),
+            StageInput(validation=request(source=Source.INFO), task_queue=engine.settings.task_queue),
             id=f"stage-{uuid.uuid4()}",
             task_queue=queue,
             execution_timeout=timedelta(minutes=2),

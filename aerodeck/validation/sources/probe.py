@@ -23,7 +23,6 @@ from aerodeck.validation.sources.info_latency import InfoPoller, poll_interval
 PROBE_SET = "aerodeck-probe"
 MAX_WINDOWS = 40
 MIN_WINDOW_S = 0.1
-CONTROL_EVERY = 4  # one no-op info round trip per this many data operations
 MAX_LAG_S = 0.05  # a thread this far behind schedule drops the backlog instead of bursting
 CLEANUP_BUDGET_S = 15.0
 
@@ -56,6 +55,7 @@ class _Workload:
         self.window_s = request.duration_s / self.windows_count
         self.interval = settings.concurrency / settings.rate
         self.padding = "x" * settings.record_bytes
+        self.control_every = settings.control_every
         self.stop = threading.Event()
         self.per_thread = [[_Window(self.window_s) for _ in range(self.windows_count)] for _ in
                            range(settings.concurrency)]  # fmt: skip
@@ -108,7 +108,7 @@ class _Workload:
                 window.errors += 1  # includes a read finding the probe's own record gone
             count += 1
             self.ops_done[index] = count
-            if count % CONTROL_EVERY == 0:
+            if self.control_every and count % self.control_every == 0:
                 self._control(window)
 
     def _control(self, window: _Window) -> None:
