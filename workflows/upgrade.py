@@ -85,6 +85,7 @@ class ClusterUpgradeWorkflow:
         self._previous_image: str | None = None
         self._previous_version: AerospikeVersion | None = None
         self._image_patched = False
+        self._cr_paused = False
         self._outcome = ""
         self._baseline_report: ValidationReport | None = None
         self._reports: dict[str, ValidationReport] = {}
@@ -445,6 +446,7 @@ class ClusterUpgradeWorkflow:
         return await workflow.execute_activity(check_cluster_health, fresh.view, **_SHORT_CALL)
 
     async def _set_paused(self, paused: bool) -> None:
+        self._cr_paused = paused
         await workflow.execute_activity_method(
             ClusterActivities.set_cluster_paused,
             PauseRequest(cluster=self._request.cluster, paused=paused),
@@ -472,6 +474,8 @@ class ClusterUpgradeWorkflow:
         if self._abort_request is not None:
             request = self._abort_request
             self._outcome = f"aborted by {request.user}" + (f": {request.comment}" if request.comment else "")
+            if self._cr_paused:
+                self._outcome += "; AKO stays paused (spec.paused: true): unset it to let AKO finish the rollout"
             raise _Aborted()
 
     def _begin(self, name: StageName) -> Stage:
