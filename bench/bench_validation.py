@@ -10,7 +10,7 @@
 
 The twin runs in a subprocess (`--serve-twin`), so it does not share the interpreter lock with the probe.
 
-    .venv/bin/python bench/bench_validation.py [--trials 20] [--duration 5] [--rate 2000] [--sources probe,info]
+    .venv/bin/python bench/bench_validation.py [--trials 20] [--duration 10] [--rate 2000] [--sources probe,info]
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import math
+import statistics
 import subprocess
 import sys
 import time
@@ -134,7 +135,7 @@ def collect(twin: Twin, cluster: str, source: Source, args: argparse.Namespace, 
         endpoints=twin.endpoints[cluster],
         expected_nodes=len(twin.endpoints[cluster]),
         namespace="test",
-        duration_s=args.duration,
+        duration_s=args.duration if source is Source.PROBE else args.info_duration,
         probe=ProbeSettings(rate=args.rate, concurrency=args.concurrency),
         run_id=run_id,
     )
@@ -150,57 +151,88 @@ def wilson(hits: int, n: int) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+Key = tuple[str, str, str]  # source, topology, condition
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.verdicts: dict[Key, Counter[Verdict]] = defaultdict(Counter)
+        self.failing: dict[Key, Counter[str]] = defaultdict(Counter)
+        self.seconds: dict[str, list[float]] = defaultdict(list)
+
+    def add(self, key: Key, after: Evidence, baseline: Evidence, started: float | None) -> None:
+        """Judge one pair; ``started`` (when the after run began) times the verdict."""
+        report = judge(JudgeRequest(evidence=after, slo=SLO_LINES, baseline=baseline))
+        if started is not None:
+            self.seconds[key[0]].append(time.monotonic() - started)
+        self.verdicts[key][report.verdict] += 1
+        for metric in report.metrics:
+            if metric.verdict is not Verdict.PASS and metric.critical:
+                self.failing[key][f"{metric.name.value} {metric.verdict.value}"] += 1
+
+    def rate(self, source: str, condition: str) -> tuple[int, int, int]:
+        rows = [c for (s, _, cond), c in self.verdicts.items() if s == source and cond == condition]
+        return (sum(c[Verdict.FAIL] for c in rows), sum(c[Verdict.INCONCLUSIVE] for c in rows),
+                sum(sum(c.values()) for c in rows))  # fmt: skip
+
+
+SLO_LINES = SLO(read_p99_ms=10, write_p99_ms=10, min_tps=100)
+
+
+def run_trial(twin: Twin, trial: int, source: Source, args: argparse.Namespace, tally: Tally) -> None:
+    """Per cluster: a baseline, then "after" runs under each condition. With no regression the pair is
+    judged both ways (after against baseline and baseline against after): two null comparisons."""
+    for cluster in ("b-inmem", "b-hybrid"):
+        twin.regress(0)
+        baseline = collect(twin, cluster, source, args, f"bench-{trial}-base")
+        for condition, pct in CONDITIONS.items():
+            twin.regress(pct)
+            started = time.monotonic()
+            after = collect(twin, cluster, source, args, f"bench-{trial}-{condition}")
+            key = (source.value, CLUSTERS[cluster], condition)
+            tally.add(key, after, baseline, started)
+            if condition == "none":
+                tally.add(key, baseline, after, None)
+
+
 def detection(args: argparse.Namespace) -> None:
     sources = [Source(s) for s in args.sources.split(",")]
-    verdicts: dict[tuple[str, str, str], Counter[Verdict]] = defaultdict(Counter)
-    failing_metrics: dict[tuple[str, str, str], Counter[str]] = defaultdict(Counter)
-    times: dict[str, list[float]] = defaultdict(list)
-    slo = SLO(read_p99_ms=10, write_p99_ms=10, min_tps=100)
+    tally = Tally()
     for trial in range(args.trials):
         twin = Twin(seed=trial)
         try:
+            for cluster in ("b-inmem", "b-hybrid"):  # a fresh twin process runs slow at first: warm it up
+                collect(twin, cluster, Source.PROBE, args, f"bench-{trial}-warmup")
             for source in sources:
-                for cluster in ("b-inmem", "b-hybrid"):
-                    twin.regress(0)
-                    baseline = collect(twin, cluster, source, args, f"bench-{trial}-base")
-                    for condition, pct in CONDITIONS.items():
-                        twin.regress(pct)
-                        started = time.monotonic()
-                        after = collect(twin, cluster, source, args, f"bench-{trial}-{condition}")
-                        report = judge(JudgeRequest(evidence=after, slo=slo, baseline=baseline))
-                        times[source.value].append(time.monotonic() - started)
-                        key = (source.value, CLUSTERS[cluster], condition)
-                        verdicts[key][report.verdict] += 1
-                        for metric in report.metrics:
-                            if metric.verdict is Verdict.FAIL:
-                                failing_metrics[key][metric.name.value] += 1
+                run_trial(twin, trial, source, args, tally)
         finally:
             twin.stop()
         print(f"trial {trial + 1}/{args.trials} done", file=sys.stderr, flush=True)
-    print(f"\nDetection over {args.trials} seeded trials; runs of {args.duration:g} s; probe target {args.rate:g} "
-          f"ops/s with {args.concurrency} threads; judge defaults (alpha 0.01, min shift 10 %)")  # fmt: skip
-    print(f"{'source':<7} {'topology':<10} {'p99 change':<10} {'fail':>6} {'95% CI':>14} {'inconcl.':>9} "
-          f"{'pass':>6}  failing metrics")  # fmt: skip
-    for (source, topology, condition), counts in sorted(
-        verdicts.items(), key=lambda kv: (kv[0][0], kv[0][1], CONDITIONS[kv[0][2]])
-    ):
+    print(f"\nDetection over {args.trials} seeded trials; probe runs of {args.duration:g} s at {args.rate:g} ops/s "
+          f"with {args.concurrency} threads, info runs of {args.info_duration:g} s; judge defaults")  # fmt: skip
+    print(f"{'source':<7} {'topology':<10} {'p99 change':<10} {'fail':>6} {'95% CI':>15} {'inconcl.':>9} "
+          f"{'pass':>6}  critical metrics not passing")  # fmt: skip
+    order = sorted(tally.verdicts, key=lambda k: (k[0], k[1], list(CONDITIONS).index(k[2])))
+    for key in order:
+        counts = tally.verdicts[key]
         n = sum(counts.values())
         low, high = wilson(counts[Verdict.FAIL], n)
-        metrics = ", ".join(f"{m} {c}" for m, c in failing_metrics[(source, topology, condition)].most_common())
-        print(f"{source:<7} {topology:<10} {condition:<10} {counts[Verdict.FAIL] / n:>6.1%} "
-              f"[{low:>5.1%},{high:>6.1%}] {counts[Verdict.INCONCLUSIVE] / n:>9.1%} {counts[Verdict.PASS] / n:>6.1%}"
-              f"  {metrics}")  # fmt: skip
-    for condition in CONDITIONS:
-        for source in sources:
-            rows = [c for (s, _, cond), c in verdicts.items() if s == source.value and cond == condition]
-            n = sum(sum(c.values()) for c in rows)
-            fails = sum(c[Verdict.FAIL] for c in rows)
+        metrics = ", ".join(f"{m} {c}" for m, c in tally.failing[key].most_common())
+        print(f"{key[0]:<7} {key[1]:<10} {key[2]:<10} {counts[Verdict.FAIL] / n:>6.1%} [{low:>5.1%},{high:>7.1%}] "
+              f"{counts[Verdict.INCONCLUSIVE] / n:>9.1%} {counts[Verdict.PASS] / n:>6.1%}  {metrics}")  # fmt: skip
+    print()
+    for source in sources:
+        for condition in CONDITIONS:
+            fails, unsure, n = tally.rate(source.value, condition)
             low, high = wilson(fails, n)
-            label = "false positives" if condition == "none" else "detection"
-            print(f"{source.value} {label} at {condition}: {fails}/{n} = {fails / n:.1%} (95% CI {low:.1%}-{high:.1%})")
-    for source, spent in times.items():
-        print(f"{source} time to verdict: mean {sum(spent) / len(spent):.2f} s, max {max(spent):.2f} s "
-              f"(collection {args.duration:g} s + setup, cleanup and judging)")  # fmt: skip
+            label = "false positives (fail, no regression)" if condition == "none" else f"detection at {condition}"
+            print(f"{source.value:<6} {label:<38} {fails:>3}/{n:<3} = {fails / n:6.1%}  (95% CI {low:.1%}-{high:.1%}); "
+                  f"inconclusive {unsure / n:.1%}")  # fmt: skip
+    for name, spent in tally.seconds.items():
+        print(
+            f"{name} time to verdict: mean {sum(spent) / len(spent):.2f} s, max {max(spent):.2f} s "
+            "(measurement window plus connect, records, cleanup and judging)"
+        )
 
 
 # ----------------------------------------------------------------------------------------- overhead
@@ -220,8 +252,27 @@ def bare_loop(client: Any, keys: list[tuple[str, str, str]], seconds: float) -> 
     return ops / seconds
 
 
+def probe_rate(endpoints: list[str], seconds: float, control_every: int) -> float:
+    """The probe's achieved data operations per second, unpaced (target far above what one thread does)."""
+    request = CollectRequest(
+        source=Source.PROBE,
+        cluster=ClusterRef(namespace=NAMESPACE, name="b-one"),
+        cluster_name="b-one",
+        endpoints=endpoints,
+        expected_nodes=1,
+        namespace="test",
+        duration_s=seconds,
+        probe=ProbeSettings(rate=20_000, concurrency=1, control_every=control_every),
+        run_id="bench-overhead",
+    )
+    evidence = source_for(Source.PROBE, None).collect(request, lambda _: None)
+    return sum(w.ops for w in evidence.windows) / seconds
+
+
 def overhead(args: argparse.Namespace) -> None:
     twin = Twin(seed=0, delay_scale=0.0)
+    seconds = args.overhead_duration
+    rows: list[tuple[float, float, float]] = []
     try:
         endpoints = twin.endpoints["b-one"]
         host, _, port = endpoints[0].rpartition(":")
@@ -229,38 +280,36 @@ def overhead(args: argparse.Namespace) -> None:
         keys = [("test", PROBE_SET, f"bare:{i}") for i in range(500)]
         for key in keys:
             client.put(key, {"v": 0, "p": "x" * 100})
-        rounds = []
-        for _ in range(args.rounds):
-            bare = bare_loop(client, keys, args.duration)
-            request = CollectRequest(
-                source=Source.PROBE, cluster=ClusterRef(namespace=NAMESPACE, name="b-one"), cluster_name="b-one",
-                endpoints=endpoints, expected_nodes=1, namespace="test", duration_s=args.duration,
-                probe=ProbeSettings(rate=20_000, concurrency=1), run_id="bench-overhead",
-            )  # fmt: skip
-            evidence = source_for(Source.PROBE, None).collect(request, lambda _: None)
-            probe = sum(w.ops for w in evidence.windows) / args.duration
-            rounds.append((probe, bare))
+        for _ in range(args.rounds):  # interleaved, so drifts of the host hit all three alike
+            rows.append((bare_loop(client, keys, seconds), probe_rate(endpoints, seconds, 0),
+                         probe_rate(endpoints, seconds, ProbeSettings().control_every)))  # fmt: skip
         for key in keys:
             client.remove(key)
         client.close()
     finally:
         twin.stop()
-    print(f"\nProbe overhead on one node, model delay 0, one thread, {args.duration:g} s per measurement:")
-    for probe, bare in rounds:
-        print(f"  probe {probe:8.0f} ops/s   bare loop {bare:8.0f} ops/s   ratio {probe / bare:.3f}")
-    ratios = sorted(p / b for p, b in rounds)
-    print(f"  median ratio probe/bare: {ratios[len(ratios) // 2]:.3f} (the probe also times every operation, "
-          f"paces, and sends one no-op info call per 4 operations)")  # fmt: skip
+    print(f"Probe throughput against one node (model delay 0), one thread, {seconds:g} s per measurement:")
+    print(f"{'bare loop':>12} {'probe':>12} {'ratio':>7} {'probe+ctl':>12} {'ratio':>7}")
+    for bare, plain, with_control in rows:
+        print(f"{bare:>12.0f} {plain:>12.0f} {plain / bare:>7.3f} {with_control:>12.0f} {with_control / bare:>7.3f}")
+    plain_ratio = statistics.median(p / b for b, p, _ in rows)
+    control_ratio = statistics.median(c / b for b, _, c in rows)
+    print(
+        f"median ratio probe/bare {plain_ratio:.3f}; with the default no-op control call every "
+        f"{ProbeSettings().control_every} operations {control_ratio:.3f}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=20)
-    parser.add_argument("--duration", type=float, default=5.0)
-    parser.add_argument("--rate", type=float, default=2000.0)
-    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--duration", type=float, default=10.0, help="probe run length (s)")
+    parser.add_argument("--info-duration", type=float, default=3.0, help="info run length (s)")
+    parser.add_argument("--rate", type=float, default=2000.0, help="probe target ops/s")
+    parser.add_argument("--concurrency", type=int, default=4, help="probe threads")
     parser.add_argument("--sources", default="probe,info")
     parser.add_argument("--rounds", type=int, default=3, help="probe-overhead measurements")
+    parser.add_argument("--overhead-duration", type=float, default=5.0, help="probe-overhead run length (s)")
     parser.add_argument("--skip-overhead", action="store_true")
     parser.add_argument("--serve-twin", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
@@ -271,7 +320,8 @@ def main() -> None:
         return
     if not args.skip_overhead:
         overhead(args)
-    detection(args)
+    if args.trials:
+        detection(args)
 
 
 if __name__ == "__main__":

@@ -27,10 +27,12 @@ with workflow.unsafe.imports_passed_through():
     )
 
 BAD_INPUT = "BadValidationRequest"
+CLUSTER_UNAVAILABLE = "ClusterUnavailable"
+_BAD_CLUSTER_INPUT = ["ClusterNotFound", "Rejected", "KubernetesNotConfigured"]
 _RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=10),
-    non_retryable_error_types=["ClusterNotFound", "Rejected", "KubernetesNotConfigured"],
+    non_retryable_error_types=_BAD_CLUSTER_INPUT,
 )
 # A measurement is retried a few times (a worker crash, a node restarting), not for ever.
 _COLLECT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=5),
@@ -46,6 +48,11 @@ def _cause(exc: ActivityError) -> str:
 
 @workflow.defn
 class PerformanceValidationWorkflow:
+    """One pydantic model in (:class:`ValidationRequest`), one out (:class:`ValidationReport`). Verdicts:
+    ``pass``; ``fail`` (a critical metric is worse than its SLO line or than the baseline); ``inconclusive``
+    (missing data, too few samples, a node down or the measurement otherwise disturbed): send it to a person,
+    never promote or roll back on it. Query ``status`` for the phase and the report."""
+
     @workflow.init
     def __init__(self, request: ValidationRequest) -> None:
         self._status = ValidationStatus(phase="reading cluster")
@@ -91,7 +98,10 @@ class PerformanceValidationWorkflow:
                 retry_policy=_RETRY,
             )
         except ActivityError as exc:
-            raise ApplicationError(f"cannot read {request.cluster}: {_cause(exc)}", type=BAD_INPUT,
+            cause = exc.cause
+            bad = isinstance(cause, ApplicationError) and cause.type in _BAD_CLUSTER_INPUT
+            kind = BAD_INPUT if bad else CLUSTER_UNAVAILABLE
+            raise ApplicationError(f"cannot read {request.cluster}: {_cause(exc)}", type=kind,
                                    non_retryable=True) from exc  # fmt: skip
         return snapshot
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from scipy.stats import mannwhitneyu
 
 from aerodeck.models import SLO
@@ -38,6 +39,8 @@ def _fmt(value: float | None, unit: str) -> str:
         return f"{value:.3%}"
     if unit in ("flag", "partitions"):
         return f"{value:g}"
+    if unit == "ops/s":
+        return f"{value:.0f} {unit}"
     return f"{value:.3g} {unit}"
 
 
@@ -52,8 +55,18 @@ def rank_test(after: list[float], baseline: list[float], higher_is_worse: bool) 
     return u, float(result.pvalue), rank_biserial if higher_is_worse else -rank_biserial
 
 
-def _shift(spec: MetricSpec, after: float, baseline: float) -> float:
-    """Worsening of the metric: relative (latency, throughput) or absolute (error rate); positive is worse."""
+def hodges_lehmann(after: list[float], baseline: list[float], higher_is_worse: bool) -> float | None:
+    """Relative worsening as the median over all (after, baseline) pairs of a/b - 1 (1 - a/b when lower is
+    worse): the effect size that goes with a Mann-Whitney test, robust to a few odd samples."""
+    positive = np.array([b for b in baseline if b > 0])
+    if positive.size == 0 or not after:
+        return None
+    median = float(np.median(np.divide.outer(np.array(after), positive)))
+    return median - 1 if higher_is_worse else 1 - median
+
+
+def _change(spec: MetricSpec, after: float, baseline: float) -> float:
+    """Worsening of the metric's value: relative, or absolute (error rate); positive is worse."""
     change = after - baseline if spec.higher_is_worse else baseline - after
     if spec.absolute_shift:
         return change
@@ -62,10 +75,16 @@ def _shift(spec: MetricSpec, after: float, baseline: float) -> float:
     return change / baseline
 
 
+def _min_shift(spec: MetricSpec, config: JudgeConfig) -> float:
+    if spec.absolute_shift:
+        return config.min_error_increase
+    return config.min_bulk_shift if spec.quantile == 0.5 else config.min_shift
+
+
 def compare(
     spec: MetricSpec, after: Observation, baseline: Observation, config: JudgeConfig, min_samples: int
 ) -> Comparison:
-    min_shift = config.min_error_increase if spec.absolute_shift else config.min_shift
+    min_shift = _min_shift(spec, config)
     result = Comparison(
         method=f"one-sided Mann-Whitney U on the {after.method}",
         baseline_samples=len(baseline.samples),
@@ -85,17 +104,33 @@ def compare(
         )
         return result.model_copy(update={"reason": reason})
     u, p_value, rank_biserial = rank_test(after.samples, baseline.samples, spec.higher_is_worse)
-    shift = _shift(spec, after.value, baseline.value)
-    shown = f"{shift:+.3%}" if spec.absolute_shift else f"{shift:+.1%}"
-    stats = f"{_fmt(baseline.value, spec.unit)} -> {_fmt(after.value, spec.unit)} ({shown}, p={p_value:.2g})"
-    if p_value < config.alpha and shift >= min_shift:
+    change = _change(spec, after.value, baseline.value)
+    effect = None if spec.absolute_shift else hodges_lehmann(after.samples, baseline.samples, spec.higher_is_worse)
+    shift = change if effect is None else effect
+    stats = f"{_fmt(baseline.value, spec.unit)} -> {_fmt(after.value, spec.unit)} "
+    if spec.absolute_shift:
+        stats += f"({change:+.3%}, p={p_value:.2g})"
+    else:
+        stats += f"({change:+.1%}; shift {shift:+.1%} by Hodges-Lehmann, p={p_value:.2g})"
+    shape = hodges_lehmann(after.shape, baseline.shape, True) if after.shape and baseline.shape else None
+    if p_value < config.alpha and shift >= min_shift and shape is not None and shape < min_shift / 2:
+        # The whole distribution moved (median as much as tail): a uniform shift, judged by p50 instead.
+        verdict = Verdict.PASS
+        reason = f"the tail moved with the median (shape {shape:+.1%}), judged as p50: {stats}"
+    elif p_value < config.alpha and shift >= min_shift:
         verdict, reason = Verdict.FAIL, f"worse than baseline: {stats}"
     elif p_value < config.alpha:
         verdict, reason = Verdict.PASS, f"significant but below the {min_shift:g} minimum shift: {stats}"
     else:
         verdict, reason = Verdict.PASS, f"no significant worsening: {stats}"
-    stored = shift if math.isfinite(shift) else None  # JSON has no infinity
-    update = {"u_statistic": u, "p_value": p_value, "rank_biserial": rank_biserial, "shift": stored}
+    update = {
+        "u_statistic": u,
+        "p_value": p_value,
+        "rank_biserial": rank_biserial,
+        "shift": shift if math.isfinite(shift) else None,  # JSON has no infinity
+        "value_change": change if math.isfinite(change) else None,
+        "shape_shift": shape,
+    }
     return result.model_copy(update={**update, "verdict": verdict, "reason": reason})
 
 
@@ -120,9 +155,11 @@ def _line(spec: MetricSpec, slo: SLO | None, evidence: Evidence, config: JudgeCo
 
 def _combine(slo_verdict: Verdict | None, comparison: Comparison | None) -> Verdict:
     verdicts = [v for v in (slo_verdict, comparison.verdict if comparison else None) if v is not None]
-    if not verdicts or Verdict.FAIL in verdicts:
-        return Verdict.FAIL if verdicts else Verdict.INCONCLUSIVE
-    return Verdict.INCONCLUSIVE if Verdict.INCONCLUSIVE in verdicts else Verdict.PASS
+    if Verdict.FAIL in verdicts:
+        return Verdict.FAIL
+    if not verdicts or Verdict.INCONCLUSIVE in verdicts:
+        return Verdict.INCONCLUSIVE
+    return Verdict.PASS
 
 
 def judge_metric(spec: MetricSpec, request: JudgeRequest, control_moved: Comparison | None) -> MetricResult | None:
@@ -141,7 +178,7 @@ def judge_metric(spec: MetricSpec, request: JudgeRequest, control_moved: Compari
             comparison = comparison.model_copy(
                 update={
                     "verdict": Verdict.INCONCLUSIVE,
-                    "reason": f"{comparison.reason}; but the probe's own no-op round trips slowed down as much "
+                    "reason": f"{comparison.reason}; but the probe's own no-op round trips slowed down too "
                     f"({control_moved.reason}): the client side or the network may be to blame",
                 }
             )
@@ -154,7 +191,7 @@ def judge_metric(spec: MetricSpec, request: JudgeRequest, control_moved: Compari
         description=spec.description,
         higher_is_worse=spec.higher_is_worse,
         weight=spec.weight_in(config),
-        critical=spec.critical_in(config, request.slo),
+        critical=spec.critical_in(config, request.slo, request.baseline is not None),
         after=after.value,
         baseline=baseline_obs.value if baseline_obs else None,
         slo_line=line,
@@ -184,7 +221,8 @@ def measurement_check(request: JudgeRequest) -> Comparison | None:
     after, baseline = tails(request.evidence), tails(request.baseline)
     if min(len(after.samples), len(baseline.samples)) < config.min_windows:
         return None
-    return compare(_CONTROL_SPEC, after, baseline, config, config.min_windows)
+    control = config.model_copy(update={"alpha": config.control_alpha})
+    return compare(_CONTROL_SPEC, after, baseline, control, config.min_windows)
 
 
 def _overall(

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from aerodeck.models import SLO
 from aerodeck.validation.models import JudgeConfig, MetricName
+
+# Critical always, or only when there is something to judge it against (its SLO line, a baseline).
+Criticality = bool | Literal["with line", "with baseline"]
 
 
 @dataclass(frozen=True)
@@ -15,7 +19,7 @@ class MetricSpec:
     description: str
     higher_is_worse: bool
     weight: float
-    critical: bool
+    critical: Criticality
     op: str | None = None  # latency metrics: "read" or "write"
     quantile: float | None = None  # latency metrics: which quantile
     slo_field: str | None = None  # the SLO attribute that gives the line
@@ -27,12 +31,13 @@ class MetricSpec:
     def weight_in(self, config: JudgeConfig) -> float:
         return config.weights.get(self.name, self.weight)
 
-    def critical_in(self, config: JudgeConfig, slo: SLO | None) -> bool:
+    def critical_in(self, config: JudgeConfig, slo: SLO | None, with_baseline: bool) -> bool:
         if self.name in config.critical:
             return config.critical[self.name]
-        # p99.9 matters only when the tenant registered a line for it
-        if self.quantile == 0.999:
+        if self.critical == "with line":
             return self.slo_line(slo) is not None
+        if self.critical == "with baseline":
+            return with_baseline and self.compare_baseline
         return self.critical
 
     def slo_line(self, slo: SLO | None) -> float | None:
@@ -45,24 +50,31 @@ class MetricSpec:
         return None if line is None or (self.slo_field == "min_tps" and line == 0) else float(line)
 
 
+# p99 is always critical (with neither line nor baseline: inconclusive); p99.9 only if the tenant registered
+# a line for it; medians have no line and matter against a baseline.
+_LATENCY_CRITICAL: dict[float, Criticality] = {0.5: "with baseline", 0.99: True, 0.999: "with line"}
+
+
 def _latency(name: MetricName, op: str, quantile: float, weight: float) -> MetricSpec:
-    label = "p99" if quantile == 0.99 else "p99.9"
+    label = {0.5: "p50", 0.99: "p99", 0.999: "p99.9"}[quantile]
     return MetricSpec(
         name=name,
         unit="ms",
         description=f"{op} latency {label}",
         higher_is_worse=True,
         weight=weight,
-        critical=True,
+        critical=_LATENCY_CRITICAL[quantile],
         op=op,
         quantile=quantile,
-        slo_field=name.value,
+        slo_field=None if quantile == 0.5 else name.value,  # tenants register p99 and p99.9 lines
     )
 
 
 CATALOGUE: dict[MetricName, MetricSpec] = {
     spec.name: spec
     for spec in (
+        _latency(MetricName.READ_P50, "read", 0.5, 2),
+        _latency(MetricName.WRITE_P50, "write", 0.5, 2),
         _latency(MetricName.READ_P99, "read", 0.99, 3),
         _latency(MetricName.WRITE_P99, "write", 0.99, 3),
         _latency(MetricName.READ_P999, "read", 0.999, 1),
@@ -72,7 +84,7 @@ CATALOGUE: dict[MetricName, MetricSpec] = {
             slo_field="max_error_rate", absolute_shift=True,
         ),
         MetricSpec(
-            MetricName.THROUGHPUT, "ops/s", "cluster-wide reads and writes per second", False, 2, True,
+            MetricName.THROUGHPUT, "ops/s", "cluster-wide reads and writes per second", False, 2, "with line",
             slo_field="min_tps", compare_baseline=False,
         ),
         MetricSpec(
@@ -89,5 +101,3 @@ CATALOGUE: dict[MetricName, MetricSpec] = {
         ),
     )
 }  # fmt: skip
-
-LATENCY_METRICS = [spec for spec in CATALOGUE.values() if spec.quantile is not None]

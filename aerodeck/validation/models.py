@@ -32,6 +32,8 @@ class Verdict(StrEnum):
 
 
 class MetricName(StrEnum):
+    READ_P50 = "read_p50_ms"  # probe only: per-operation medians, for uniform slowdowns
+    WRITE_P50 = "write_p50_ms"
     READ_P99 = "read_p99_ms"
     WRITE_P99 = "write_p99_ms"
     READ_P999 = "read_p999_ms"
@@ -68,7 +70,7 @@ class ProbeSettings(Model):
 
     rate: float = Field(default=1000.0, gt=0, le=MAX_PROBE_RATE)  # target ops/s over all threads
     read_ratio: float = Field(default=0.5, ge=0, le=1)
-    concurrency: int = Field(default=2, ge=1, le=16)
+    concurrency: int = Field(default=4, ge=1, le=16)  # threads; each paced to rate / concurrency
     keys: int = Field(default=500, ge=1, le=10_000)
     record_bytes: int = Field(default=100, ge=1, le=100_000)
     timeout_ms: int = Field(default=1000, ge=10, le=60_000)
@@ -81,7 +83,14 @@ class JudgeConfig(Model):
     scores) with a minimum effect size so statistically significant but tiny shifts pass."""
 
     alpha: float = Field(default=0.01, gt=0, lt=0.5)  # one-sided Mann-Whitney significance level
-    min_shift: float = Field(default=0.10, ge=0)  # minimum relative worsening that can fail a comparison
+    # Minimum worsening that can fail a comparison: the Hodges-Lehmann shift of the compared samples (for a
+    # probe, per-window tail latency, which moves less than the p99 itself: +20 % p99 is about +5..10 %)
+    min_shift: float = Field(default=0.05, ge=0)
+    # The same for medians (p50): a busier client host or network moves a whole distribution by up to about
+    # 15 % between runs, so only larger uniform slowdowns fail
+    min_bulk_shift: float = Field(default=0.20, ge=0)
+    # The probe's no-op round trips count as slower (making latency failures inconclusive) at this level
+    control_alpha: float = Field(default=0.01, gt=0, lt=0.5)
     min_error_increase: float = Field(default=0.001, ge=0)  # absolute error-rate worsening that can fail
     min_series_points: int = Field(default=5, ge=3)  # per side, for series (Prometheus, info) comparisons
     min_windows: int = Field(default=6, ge=3)  # per side, for probe comparisons on per-window tail latency
@@ -174,8 +183,11 @@ class Comparison(Model):
     u_statistic: float | None = None
     p_value: float | None = None
     rank_biserial: float | None = None  # -1..1; positive: after worse than baseline
-    # relative (or, for error rates, absolute) worsening of the metric; None if the baseline was 0
+    # The effect size gated by min_shift, positive is worse: the Hodges-Lehmann relative shift of the
+    # samples (for error rates: the absolute change of the rate)
     shift: float | None = None
+    value_change: float | None = None  # relative (error rate: absolute) change of the metric's value
+    shape_shift: float | None = None  # probe tails: Hodges-Lehmann shift of per-window tail / median
     alpha: float
     min_shift: float
     verdict: Verdict

@@ -25,6 +25,7 @@ MAX_WINDOWS = 40
 MIN_WINDOW_S = 0.1
 MAX_LAG_S = 0.05  # a thread this far behind schedule drops the backlog instead of bursting
 CLEANUP_BUDGET_S = 15.0
+SEED_GIVE_UP = 20  # consecutive failed writes from the start: the cluster takes none
 
 
 @dataclass
@@ -137,23 +138,38 @@ class _Workload:
         return merged
 
 
+class _Ticker:
+    """Calls ``heartbeat`` at most once a second from a loop that may block on slow operations."""
+
+    def __init__(self, heartbeat: Heartbeat) -> None:
+        self._heartbeat, self._last = heartbeat, 0.0
+
+    def __call__(self, progress: str) -> None:
+        now = time.monotonic()
+        if now - self._last >= 1.0:
+            self._heartbeat(progress)
+            self._last = now
+
+
 def _seed(client: Any, keys: list[tuple[str, str, str]], padding: str, heartbeat: Heartbeat) -> list[str]:
+    """Write the probe's records; returns why some failed. Gives up early when the cluster takes none."""
     failures: list[str] = []
+    tick = _Ticker(heartbeat)
     for i, key in enumerate(keys):
         try:
             client.put(key, {"v": i, "p": padding})
         except aerospike_errors.AerospikeError as exc:
             failures.append(exc.msg or type(exc).__name__)
-        if i % 200 == 199:
-            heartbeat(f"probe: wrote {i + 1}/{len(keys)} records")
-    if len(failures) == len(keys):
-        raise SourceUnavailable(f"the probe could not write any record to set {PROBE_SET}: {failures[0]}")
+            if len(failures) == SEED_GIVE_UP and len(failures) == i + 1:
+                raise SourceUnavailable(f"the probe could not write to set {PROBE_SET}: {failures[0]}") from exc
+        tick(f"probe: wrote {i + 1}/{len(keys)} records")
     return failures
 
 
 def _cleanup(client: Any, keys: list[tuple[str, str, str]], heartbeat: Heartbeat) -> int:
     """Delete the probe's records; returns how many could not be deleted within the budget."""
     deadline = time.monotonic() + CLEANUP_BUDGET_S
+    tick = _Ticker(heartbeat)
     left = 0
     for i, key in enumerate(keys):
         if time.monotonic() > deadline:
@@ -164,8 +180,7 @@ def _cleanup(client: Any, keys: list[tuple[str, str, str]], heartbeat: Heartbeat
             pass
         except aerospike_errors.AerospikeError:
             left += 1
-        if i % 200 == 199:
-            heartbeat(f"probe: deleting records ({i + 1}/{len(keys)})")
+        tick(f"probe: deleting records ({i + 1}/{len(keys)})")
     return left
 
 
