@@ -51,6 +51,7 @@ VERSION = "8.1.2.0"
 NAMESPACE = "bench"
 CLUSTERS = {"b-inmem": "in-memory", "b-hybrid": "hybrid", "b-one": "in-memory"}
 CONDITIONS = {"none": 0, "+20%": 20, "+50%": 50}
+WARMUP_S = 5.0
 
 
 def fleet(seed_size_one: bool = True) -> dict[str, Any]:
@@ -127,7 +128,11 @@ class Twin:
 # ----------------------------------------------------------------------------------------- detection
 
 
-def collect(twin: Twin, cluster: str, source: Source, args: argparse.Namespace, run_id: str) -> Evidence:
+def collect(
+    twin: Twin, cluster: str, source: Source, args: argparse.Namespace, run_id: str, duration: float | None = None
+) -> Evidence:
+    if duration is None:
+        duration = args.duration if source is Source.PROBE else args.info_duration
     request = CollectRequest(
         source=source,
         cluster=ClusterRef(namespace=NAMESPACE, name=cluster),
@@ -135,7 +140,7 @@ def collect(twin: Twin, cluster: str, source: Source, args: argparse.Namespace, 
         endpoints=twin.endpoints[cluster],
         expected_nodes=len(twin.endpoints[cluster]),
         namespace="test",
-        duration_s=args.duration if source is Source.PROBE else args.info_duration,
+        duration_s=duration,
         probe=ProbeSettings(rate=args.rate, concurrency=args.concurrency),
         run_id=run_id,
     )
@@ -179,16 +184,31 @@ class Tally:
 SLO_LINES = SLO(read_p99_ms=10, write_p99_ms=10, min_tps=100)
 
 
+def save(args: argparse.Namespace, trial: int, cluster: str, condition: str, evidence: Evidence) -> None:
+    """Append the evidence to ``--save`` (JSON lines), so other judge settings can be tried on the same runs."""
+    if args.save:
+        with Path(args.save).open("a") as out:
+            record = {
+                "trial": trial,
+                "cluster": cluster,
+                "cond": condition,
+                "evidence": evidence.model_dump(mode="json"),
+            }
+            out.write(json.dumps(record) + "\n")
+
+
 def run_trial(twin: Twin, trial: int, source: Source, args: argparse.Namespace, tally: Tally) -> None:
     """Per cluster: a baseline, then "after" runs under each condition. With no regression the pair is
     judged both ways (after against baseline and baseline against after): two null comparisons."""
     for cluster in ("b-inmem", "b-hybrid"):
         twin.regress(0)
         baseline = collect(twin, cluster, source, args, f"bench-{trial}-base")
+        save(args, trial, cluster, "base", baseline)
         for condition, pct in CONDITIONS.items():
             twin.regress(pct)
             started = time.monotonic()
             after = collect(twin, cluster, source, args, f"bench-{trial}-{condition}")
+            save(args, trial, cluster, condition, after)
             key = (source.value, CLUSTERS[cluster], condition)
             tally.add(key, after, baseline, started)
             if condition == "none":
@@ -202,7 +222,7 @@ def detection(args: argparse.Namespace) -> None:
         twin = Twin(seed=trial)
         try:
             for cluster in ("b-inmem", "b-hybrid"):  # a fresh twin process runs slow at first: warm it up
-                collect(twin, cluster, Source.PROBE, args, f"bench-{trial}-warmup")
+                collect(twin, cluster, Source.PROBE, args, f"bench-{trial}-warmup", WARMUP_S)
             for source in sources:
                 run_trial(twin, trial, source, args, tally)
         finally:
@@ -210,6 +230,31 @@ def detection(args: argparse.Namespace) -> None:
         print(f"trial {trial + 1}/{args.trials} done", file=sys.stderr, flush=True)
     print(f"\nDetection over {args.trials} seeded trials; probe runs of {args.duration:g} s at {args.rate:g} ops/s "
           f"with {args.concurrency} threads, info runs of {args.info_duration:g} s; judge defaults")  # fmt: skip
+    report(tally)
+
+
+def rejudge(path: str) -> None:
+    """Judge saved evidence again (``--save`` output) with the current judge: no measuring."""
+    runs: dict[tuple[int, str], dict[str, Evidence]] = defaultdict(dict)
+    with Path(path).open() as saved:
+        for line in saved:
+            record = json.loads(line)
+            runs[(record["trial"], record["cluster"])][record["cond"]] = Evidence.model_validate(record["evidence"])
+    complete = {key: c for key, c in runs.items() if {"base", *CONDITIONS} <= set(c)}  # a run cut short is left out
+    tally = Tally()
+    for (_, cluster), conditions in sorted(complete.items()):
+        baseline = conditions["base"]
+        for condition in CONDITIONS:
+            after = conditions[condition]
+            key = (after.source.value, CLUSTERS[cluster], condition)
+            tally.add(key, after, baseline, None)
+            if condition == "none":
+                tally.add(key, baseline, after, None)
+    print(f"Detection re-judged from {path} ({len(complete)} trial x cluster baselines); judge defaults")
+    report(tally)
+
+
+def report(tally: Tally) -> None:
     print(f"{'source':<7} {'topology':<10} {'p99 change':<10} {'fail':>6} {'95% CI':>15} {'inconcl.':>9} "
           f"{'pass':>6}  critical metrics not passing")  # fmt: skip
     order = sorted(tally.verdicts, key=lambda k: (k[0], k[1], list(CONDITIONS).index(k[2])))
@@ -221,12 +266,12 @@ def detection(args: argparse.Namespace) -> None:
         print(f"{key[0]:<7} {key[1]:<10} {key[2]:<10} {counts[Verdict.FAIL] / n:>6.1%} [{low:>5.1%},{high:>7.1%}] "
               f"{counts[Verdict.INCONCLUSIVE] / n:>9.1%} {counts[Verdict.PASS] / n:>6.1%}  {metrics}")  # fmt: skip
     print()
-    for source in sources:
+    for source in sorted({key[0] for key in tally.verdicts}):
         for condition in CONDITIONS:
-            fails, unsure, n = tally.rate(source.value, condition)
+            fails, unsure, n = tally.rate(source, condition)
             low, high = wilson(fails, n)
             label = "false positives (fail, no regression)" if condition == "none" else f"detection at {condition}"
-            print(f"{source.value:<6} {label:<38} {fails:>3}/{n:<3} = {fails / n:6.1%}  (95% CI {low:.1%}-{high:.1%}); "
+            print(f"{source:<6} {label:<38} {fails:>3}/{n:<3} = {fails / n:6.1%}  (95% CI {low:.1%}-{high:.1%}); "
                   f"inconclusive {unsure / n:.1%}")  # fmt: skip
     for name, spent in tally.seconds.items():
         print(
@@ -311,12 +356,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="probe-overhead measurements")
     parser.add_argument("--overhead-duration", type=float, default=5.0, help="probe-overhead run length (s)")
     parser.add_argument("--skip-overhead", action="store_true")
+    parser.add_argument("--save", help="append every run's evidence to this JSON-lines file")
+    parser.add_argument("--rejudge", help="judge evidence saved with --save again, without measuring")
     parser.add_argument("--serve-twin", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--delay-scale", type=float, default=1.0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_twin:
         asyncio.run(serve_twin(args.seed, args.delay_scale))
+        return
+    if args.rejudge:
+        rejudge(args.rejudge)
         return
     if not args.skip_overhead:
         overhead(args)

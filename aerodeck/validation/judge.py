@@ -1,7 +1,10 @@
 """The judge: pure functions from evidence (and a baseline) to a verdict with reasons.
 
 Per metric: an absolute check against its SLO line, and a baseline-versus-after comparison with a
-one-sided Mann-Whitney U test plus an effect-size gate (a significant but tiny shift passes). Overall,
+one-sided Mann-Whitney U test plus an effect-size gate, the Hodges-Lehmann shift (a significant but tiny
+shift passes). Probe tails fail only if they also grew relative to the median: a whole distribution that
+moved is judged on the medians, and a median slowdown is inconclusive when the probe's own no-op round
+trips slowed down as much (the client host or network, not the cluster). Overall,
 Kayenta-style: a failing critical metric fails the run; missing data, too few samples or a disturbed
 measurement make it inconclusive, never a pass; otherwise the weighted share of passing metrics decides."""
 
@@ -114,7 +117,8 @@ def compare(
         stats += f"({change:+.1%}; shift {shift:+.1%} by Hodges-Lehmann, p={p_value:.2g})"
     shape = hodges_lehmann(after.shape, baseline.shape, True) if after.shape and baseline.shape else None
     if p_value < config.alpha and shift >= min_shift and shape is not None and shape < min_shift / 2:
-        # The whole distribution moved (median as much as tail): a uniform shift, judged by p50 instead.
+        # The tail hardly grew beyond the median: the whole distribution moved, as a busier client host or
+        # network moves it. Judged on the p50 metrics (and their control check) instead.
         verdict = Verdict.PASS
         reason = f"the tail moved with the median (shape {shape:+.1%}), judged as p50: {stats}"
     elif p_value < config.alpha and shift >= min_shift:
@@ -162,6 +166,20 @@ def _combine(slo_verdict: Verdict | None, comparison: Comparison | None) -> Verd
     return Verdict.PASS
 
 
+def _unless_explained(latency: Comparison, control: Comparison) -> Comparison:
+    """A median failure becomes inconclusive when the probe's no-op round trips slowed down at least as
+    much: the client host or the network may be to blame. (A slower cluster slows them a little too, but
+    far less than its data path.) Tails need no such check: they fail only on growing beyond the median,
+    which a uniform slowdown does not do, while the no-ops' own tail is too noisy to overrule them."""
+    if control.shift is None or latency.shift is None or control.shift < latency.shift:
+        return latency
+    reason = (
+        f"{latency.reason}; but the probe's own no-op round trips slowed down as much ({control.reason}): "
+        "the client side or the network may be to blame"
+    )
+    return latency.model_copy(update={"verdict": Verdict.INCONCLUSIVE, "reason": reason})
+
+
 def judge_metric(spec: MetricSpec, request: JudgeRequest, control_moved: Comparison | None) -> MetricResult | None:
     config, evidence = request.config, request.evidence
     after = observe(spec, evidence, config)
@@ -174,14 +192,8 @@ def judge_metric(spec: MetricSpec, request: JudgeRequest, control_moved: Compari
     if baseline_obs is not None and spec.compare_baseline and spec.fixed_line is None:
         min_samples = config.min_windows if evidence.source is Source.PROBE else config.min_series_points
         comparison = compare(spec, after, baseline_obs, config, min_samples)
-        if comparison.verdict == Verdict.FAIL and spec.quantile is not None and control_moved is not None:
-            comparison = comparison.model_copy(
-                update={
-                    "verdict": Verdict.INCONCLUSIVE,
-                    "reason": f"{comparison.reason}; but the probe's own no-op round trips slowed down too "
-                    f"({control_moved.reason}): the client side or the network may be to blame",
-                }
-            )
+        if comparison.verdict == Verdict.FAIL and spec.quantile == 0.5 and control_moved is not None:
+            comparison = _unless_explained(comparison, control_moved)
     verdict = _combine(slo_verdict, comparison)
     parts = [f"SLO: {slo_reason}" if slo_reason else "", f"baseline: {comparison.reason}" if comparison else ""]
     reason = "; ".join(p for p in parts if p) or "no SLO line and no baseline: nothing to judge against"

@@ -3,6 +3,7 @@ settings and the report (kept with the workflow, returned and queryable)."""
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal
@@ -82,18 +83,23 @@ class JudgeConfig(Model):
     """How the judge decides. Defaults follow Kayenta (rank test, critical metrics, pass and marginal
     scores) with a minimum effect size so statistically significant but tiny shifts pass."""
 
-    alpha: float = Field(default=0.01, gt=0, lt=0.5)  # one-sided Mann-Whitney significance level
+    # One-sided Mann-Whitney significance level. The compared samples are a run's windows or steps, which
+    # share the run's conditions (host load, network), so their p-values overstate the evidence: be strict.
+    alpha: float = Field(default=0.001, gt=0, lt=0.5)
     # Minimum worsening that can fail a comparison: the Hodges-Lehmann shift of the compared samples (for a
-    # probe, per-window tail latency, which moves less than the p99 itself: +20 % p99 is about +5..10 %)
+    # probe, per-window tail latency, which moves less than the p99 itself: +20 % p99 is about +5..10 %; the
+    # tail must also grow half this much relative to the window's median)
     min_shift: float = Field(default=0.05, ge=0)
     # The same for medians (p50): a busier client host or network moves a whole distribution by up to about
     # 15 % between runs, so only larger uniform slowdowns fail
     min_bulk_shift: float = Field(default=0.20, ge=0)
-    # The probe's no-op round trips count as slower (making latency failures inconclusive) at this level
+    # The probe's no-op round trips count as slower (making median failures inconclusive) at this level
     control_alpha: float = Field(default=0.01, gt=0, lt=0.5)
     min_error_increase: float = Field(default=0.001, ge=0)  # absolute error-rate worsening that can fail
-    min_series_points: int = Field(default=5, ge=3)  # per side, for series (Prometheus, info) comparisons
-    min_windows: int = Field(default=6, ge=3)  # per side, for probe comparisons on per-window tail latency
+    # Samples per side a comparison needs: series steps (Prometheus, info) and probe windows. Seven is the
+    # fewest with which even a complete separation is significant at alpha 0.001 (p = 1/3432).
+    min_series_points: int = Field(default=7, ge=3)
+    min_windows: int = Field(default=7, ge=3)
     tail_samples: int = Field(default=10, ge=1)  # slow operations per window (and for an SLO quantile)
     probe_rate_tolerance: float = Field(default=0.9, gt=0, le=1)  # achieved/target probe rate that passes
     pass_score: float = Field(default=0.9, gt=0, le=1)
@@ -102,10 +108,26 @@ class JudgeConfig(Model):
     critical: dict[MetricName, bool] = Field(default_factory=dict)  # overrides of the default criticality
 
     @model_validator(mode="after")
-    def _ordered_scores(self) -> JudgeConfig:
+    def _consistent(self) -> JudgeConfig:
         if self.marginal_score > self.pass_score:
             raise ValueError("marginal_score may not exceed pass_score")
+        needed = samples_for_significance(self.alpha)
+        for name in ("min_series_points", "min_windows"):
+            if getattr(self, name) < needed:
+                raise ValueError(
+                    f"{name} {getattr(self, name)} can never reach alpha {self.alpha:g}: a rank test needs at "
+                    f"least {needed} samples per side for that; raise {name} or alpha"
+                )
         return self
+
+
+def samples_for_significance(alpha: float) -> int:
+    """The fewest samples per side with which a one-sided rank test can give p < alpha at all (complete
+    separation of two equal-sized samples has p = 1 / C(2n, n))."""
+    n = 1
+    while 1 / math.comb(2 * n, n) >= alpha:
+        n += 1
+    return n
 
 
 class ProbeWindow(Model):

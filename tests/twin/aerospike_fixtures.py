@@ -4,13 +4,12 @@ the twin's event loop runs in a background thread, and tests hand it coroutines.
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
-import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from aerodeck.procs import free_port
 from aerodeck.twin.aerospike import ClusterEndpoints
 from aerodeck.twin.fleet import ClusterSpec, FleetFile, parse_fleet
 from aerodeck.twin.latency import LatencyModel
@@ -50,12 +49,6 @@ class LoopThread:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=10)
         self.loop.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def fleet_with(
@@ -137,15 +130,3 @@ def start_twin_cluster(loop: LoopThread, fleet_file: FleetFile, model: LatencyMo
         return TwinCluster(loop, fleet, cluster, endpoints)
 
     return loop.run(build())
-
-
-def wait_until(predicate: Callable[[], T | None], timeout: float = 10.0, interval: float = 0.02, what: str = "") -> T:
-    """Poll ``predicate`` until it returns something truthy; fail with ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-        time.sleep(interval)

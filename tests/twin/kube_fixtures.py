@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -96,15 +95,3 @@ def running_twin(fleet: FleetFile, workdir: Path) -> Iterator[TwinThread]:
         yield twin
     finally:
         twin.close()
-
-
-def wait_for(predicate: Callable[[], T], timeout: float = 20.0, interval: float = 0.02, what: str = "") -> T:
-    """Poll ``predicate`` until it returns something truthy; fail with ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last: T = predicate()
-    while not last:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what or predicate}: last {last!r}")
-        time.sleep(interval)
-        last = predicate()
-    return last

@@ -35,8 +35,8 @@ from tests.twin.aerospike_fixtures import (
     cluster_runtime,
     fleet_with,
     start_twin_cluster,
-    wait_until,
 )
+from tests.waiting import wait_until
 
 NS = "test"
 CLIENT_CONFIG: dict[str, Any] = {

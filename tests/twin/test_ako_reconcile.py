@@ -25,8 +25,8 @@ from tests.twin.kube_fixtures import (
     cluster_entry,
     make_fleet,
     running_twin,
-    wait_for,
 )
+from tests.waiting import wait_until
 
 OLD = "8.0.0.9"
 NEW = "8.1.2.0"
@@ -161,7 +161,7 @@ def test_image_change_rolls_one_pod_at_a_time(twin: TwinThread, custom: client.C
     recorder = PodRecorder(twin, "rolling")
     set_image(custom, "rolling", NEW)
     assert cr(custom, "rolling")["metadata"]["generation"] == 2
-    wait_for(lambda: completed_on(custom, "rolling", NEW), what="rolling to complete on the new image")
+    wait_until(lambda: completed_on(custom, "rolling", NEW), what="rolling to complete on the new image")
     changes = recorder.stop()
 
     # AKO walks the rack from the highest ordinal down, one pod per batch without rollingUpdateBatchSize.
@@ -182,7 +182,7 @@ def test_image_change_rolls_one_pod_at_a_time(twin: TwinThread, custom: client.C
 def test_two_racks_with_batch_size_two(twin: TwinThread, custom: client.CustomObjectsApi) -> None:
     recorder = PodRecorder(twin, "racked")
     set_image(custom, "racked", NEW)
-    wait_for(lambda: completed_on(custom, "racked", NEW), what="racked to complete")
+    wait_until(lambda: completed_on(custom, "racked", NEW), what="racked to complete")
     groups = batches(recorder.stop())
     # Racks one after the other, two pods of a rack restarting together.
     assert groups == [{"racked-1-0", "racked-1-1"}, {"racked-2-0", "racked-2-1"}]
@@ -193,7 +193,7 @@ def test_two_racks_with_batch_size_two(twin: TwinThread, custom: client.CustomOb
 
 def test_crash_looping_image_errors_until_rolled_back(twin: TwinThread, custom: client.CustomObjectsApi) -> None:
     set_image(custom, "crashing", CRASHING)
-    wait_for(lambda: cr(custom, "crashing")["status"]["phase"] == "Error", what="phase Error")
+    wait_until(lambda: cr(custom, "crashing")["status"]["phase"] == "Error", what="phase Error")
 
     phases: list[str] = []
 
@@ -204,7 +204,7 @@ def test_crash_looping_image_errors_until_rolled_back(twin: TwinThread, custom: 
         assert container.state.waiting.reason == "CrashLoopBackOff"
         return container.restart_count >= 6
 
-    wait_for(restarts_grow, what="crashing-0-2 restartCount to grow")
+    wait_until(restarts_grow, what="crashing-0-2 restartCount to grow")
     # Error persists: controller-runtime retries flip it to InProgress briefly, never to Completed.
     # (How many samples the poll takes depends on the machine's load, so only a floor.)
     assert len(phases) >= 2
@@ -218,7 +218,7 @@ def test_crash_looping_image_errors_until_rolled_back(twin: TwinThread, custom: 
     assert {"UpdateFailed", "RackImageUpdateFailed"} <= warnings
 
     set_image(custom, "crashing", OLD)  # rollback: the previous image back
-    wait_for(lambda: completed_on(custom, "crashing", OLD), what="rollback to complete")
+    wait_until(lambda: completed_on(custom, "crashing", OLD), what="rollback to complete")
     pods = pods_of(twin, "crashing")
     assert all(p.status.container_statuses[0].ready for p in pods)
     assert {p.status.container_statuses[0].restart_count for p in pods} == {0}
@@ -230,14 +230,14 @@ def test_paused_freezes_reconciliation(twin: TwinThread, custom: client.CustomOb
     set_image(custom, "paused", NEW, paused=True)
     set_image(custom, "control", NEW)
     # The control cluster's whole rollout is the time the paused one had to start moving.
-    wait_for(lambda: completed_on(custom, "control", NEW), what="control to complete")
+    wait_until(lambda: completed_on(custom, "control", NEW), what="control to complete")
     frozen = cr(custom, "paused")
     assert frozen["status"]["phase"] == "Completed" and frozen["status"]["image"] == image(OLD)
     assert {p.spec.containers[0].image for p in pods_of(twin, "paused")} == {image(OLD)}
     assert not [e for e in events(twin, "paused") if e["reason"] == "PodImageUpdate"]
 
     custom.patch_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, "paused", {"spec": {"paused": None}})
-    wait_for(lambda: completed_on(custom, "paused", NEW), what="paused cluster to resume and complete")
+    wait_until(lambda: completed_on(custom, "paused", NEW), what="paused cluster to resume and complete")
     assert "paused" not in cr(custom, "paused")["status"]
 
 
@@ -254,7 +254,7 @@ def test_stuck_migrations_keep_in_progress(twin: TwinThread, custom: client.Cust
         phases.append(cr(custom, "stuck")["status"]["phase"])
         return requeued_repeatedly()
 
-    wait_for(watch_phase, what="AKO to requeue on unfinished migrations")
+    wait_until(watch_phase, what="AKO to requeue on unfinished migrations")
     assert set(phases) == {"InProgress"}
     pods = cr(custom, "stuck")["status"]["pods"]
     assert sorted(name for name, p in pods.items() if p["image"] == image(NEW)) == ["stuck-0-2"]
@@ -269,10 +269,10 @@ def test_node_down_fault_makes_pod_unready(twin: TwinThread, custom: client.Cust
         pod = next(p for p in pods_of(twin, "flaky") if p.metadata.name == "flaky-0-1")
         return bool(pod.status.container_statuses[0].ready)
 
-    wait_for(lambda: not pod_ready(), what="flaky-0-1 to become unready")
+    wait_until(lambda: not pod_ready(), what="flaky-0-1 to become unready")
     assert twin.call(lambda: not twin.runtime.cluster(NS, "flaky").nodes["flaky-0-1"].up)
     twin.call(lambda: twin.runtime.faults.remove(fault))
-    wait_for(pod_ready, what="flaky-0-1 to recover")
+    wait_until(pod_ready, what="flaky-0-1 to recover")
     assert twin.call(lambda: twin.runtime.cluster(NS, "flaky").nodes["flaky-0-1"].up)
 
 
@@ -286,7 +286,7 @@ def test_config_change_rolling_restarts_on_the_same_image(twin: TwinThread, cust
         status = cr(custom, "configured")["status"]
         return status["phase"] == "Completed" and status["aerospikeConfig"]["service"].get("proto-fd-max") == 20000
 
-    wait_for(reconciled, what="the config change to be reconciled")
+    wait_until(reconciled, what="the config change to be reconciled")
     assert batches(recorder.stop()) == [{"configured-0-2"}, {"configured-0-1"}, {"configured-0-0"}]
     assert set(node_versions(twin, "configured").values()) == {OLD}
     assert [e["reason"] for e in events(twin, "configured")].count("PodRestarted") == 3
@@ -312,7 +312,7 @@ def test_operator_upgrade_rolls_deployment_and_restarts_pods(tmp_path_factory: p
             ready_seen.append(status.ready_replicas or 0)
             return status.updated_replicas == 2 and status.ready_replicas == 2 and min(ready_seen) < 2
 
-        wait_for(rolled, what="the operator Deployment to roll")
+        wait_until(rolled, what="the operator Deployment to roll")
 
         def restarted() -> bool:
             pods = core.list_namespaced_pod(NS).items
@@ -320,8 +320,8 @@ def test_operator_upgrade_rolls_deployment_and_restarts_pods(tmp_path_factory: p
                 p.metadata.uid != uids[p.metadata.name] and p.status.container_statuses[0].ready for p in pods
             )
 
-        wait_for(restarted, what="every Aerospike pod to restart after the operator upgrade")
-        wait_for(
+        wait_until(restarted, what="every Aerospike pod to restart after the operator upgrade")
+        wait_until(
             lambda: cr(client.CustomObjectsApi(api), "one")["status"]["phase"] == "Completed",
             what="Completed after the rolling restart",
         )

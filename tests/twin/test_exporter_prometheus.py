@@ -7,25 +7,22 @@ Tolerance: 1 % relative. The model's CDF is linear inside each exporter bucket, 
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from aiohttp import web
-from pydantic import BaseModel
 
+from aerodeck.procs import free_port
 from aerodeck.twin.aerospike.info import NodeView, namespace_statistics, statistics
 from aerodeck.twin.exporter import metrics_app, prometheus_scrape_config, render_cluster_metrics, scrape_targets
 from aerodeck.twin.fleet import Topology, VersionRegression
 from aerodeck.twin.latency import SERIES_PROFILES, LatencyModel, OpKind, effective_profile
 from aerodeck.twin.runtime import Record
 from aerodeck.versions import AerospikeVersion
-from tests.twin.aerospike_fixtures import LoopThread, TwinCluster, fleet_with, free_port, start_twin_cluster, wait_until
+from tests.prometheus_server import Prometheus, running_prometheus
+from tests.twin.aerospike_fixtures import LoopThread, TwinCluster, fleet_with, start_twin_cluster
+from tests.waiting import wait_until
 
 TOLERANCE = 0.01
 VERSION = AerospikeVersion.parse("8.1.2.0")
@@ -141,45 +138,6 @@ def test_bucket_interpolation_recovers_every_profile_p99(
     assert histogram_quantile(0.99, buckets) == pytest.approx(modelled, rel=TOLERANCE / 2)
 
 
-class _Sample(BaseModel):
-    metric: dict[str, str]
-    value: tuple[float, str]
-
-
-class _Data(BaseModel):
-    resultType: str
-    result: list[_Sample]
-
-
-class _QueryResponse(BaseModel):
-    status: str
-    data: _Data
-
-
-class Prometheus:
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
-
-    def query(self, expr: str) -> list[_Sample]:
-        url = f"{self.base_url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return _QueryResponse.model_validate_json(response.read()).data.result
-
-    def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.base_url}/-/ready", timeout=2) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, ConnectionError):
-            return False
-
-
-def prometheus_binary() -> str:
-    found = shutil.which("prometheus")
-    if found is None:
-        pytest.fail("the prometheus server is not installed: apt-get install prometheus", pytrace=False)
-    return found
-
-
 @pytest.fixture
 def metrics_address(twin: TwinCluster) -> Iterator[str]:
     port = free_port()
@@ -197,37 +155,10 @@ def metrics_address(twin: TwinCluster) -> Iterator[str]:
 
 @pytest.fixture
 def prometheus(tmp_path: Path, twin: TwinCluster, metrics_address: str) -> Iterator[Prometheus]:
-    binary = prometheus_binary()
-    config = tmp_path / "prometheus.yml"
-    config.write_text(prometheus_scrape_config(scrape_targets([twin.cluster], metrics_address), 1.0))
-    port = free_port()
-    log = (tmp_path / "prometheus.log").open("w")
-    process = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--log.level=warn",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    server = Prometheus(f"http://127.0.0.1:{port}")
-    try:
-        wait_until(
-            lambda: server.ready() or process.poll() is not None, timeout=30, interval=0.1, what="Prometheus ready"
-        )
-        assert process.poll() is None, (tmp_path / "prometheus.log").read_text()
+    with running_prometheus(
+        tmp_path, prometheus_scrape_config(scrape_targets([twin.cluster], metrics_address), 1.0)
+    ) as server:
         yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 def p99_of(prometheus: Prometheus, op: OpKind) -> float | None:

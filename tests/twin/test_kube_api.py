@@ -20,8 +20,8 @@ from tests.twin.kube_fixtures import (
     cluster_entry,
     make_fleet,
     running_twin,
-    wait_for,
 )
+from tests.waiting import wait_until
 
 JSON_PATCH = "application/json-patch+json"
 FLEET = make_fleet(
@@ -352,7 +352,7 @@ def test_deleted_pod_is_recreated_by_its_statefulset(api: client.ApiClient, twin
             return False
         return pod.metadata.uid != old_uid and bool(pod.status.container_statuses[0].ready)
 
-    wait_for(recreated_and_ready, what="ads-cache-0-1 to come back ready")
+    wait_until(recreated_and_ready, what="ads-cache-0-1 to come back ready")
     assert twin.call(lambda: twin.runtime.cluster("aero-ads", "ads-cache").nodes["ads-cache-0-1"].up)
 
 
@@ -399,7 +399,7 @@ def test_api_faults_hit_writes_only(api: client.ApiClient, twin: TwinThread) -> 
 def test_deleting_a_cluster_tears_it_down(api: client.ApiClient, twin: TwinThread) -> None:
     custom, core = client.CustomObjectsApi(api), client.CoreV1Api(api)
     custom.delete_namespaced_custom_object(GROUP, VERSION, "aero-scratch", PLURAL, "doomed")
-    wait_for(
+    wait_until(
         lambda: not core.list_namespaced_pod("aero-scratch", label_selector="aerospike.com/cr=doomed").items,
         what="doomed's pods to go",
     )
@@ -418,7 +418,7 @@ def test_a_cluster_outside_the_fleet_file_is_refused_by_the_emulated_operator(ap
     created = custom.create_namespaced_custom_object(GROUP, VERSION, "aero-scratch", PLURAL, new)
     assert created["metadata"]["uid"] and created["metadata"]["generation"] == 1
     assert "status" not in created
-    wait_for(
+    wait_until(
         lambda: (
             custom.get_namespaced_custom_object_status(GROUP, VERSION, "aero-scratch", PLURAL, "newcomer")
             .get("status", {})

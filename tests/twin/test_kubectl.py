@@ -10,7 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.twin.kube_fixtures import IMAGE_REPO, TwinThread, cluster_entry, make_fleet, running_twin, wait_for
+from tests.twin.kube_fixtures import IMAGE_REPO, TwinThread, cluster_entry, make_fleet, running_twin
+from tests.waiting import wait_until
 
 FLEET = make_fleet(
     [
@@ -89,7 +90,7 @@ def test_patch_merge_rolls_the_cluster(kubectl: Kubectl) -> None:
         out = kubectl.run("get", "aerospikecluster", "ads-cache", "-n", "aero-ads", "-o", f"jsonpath={jsonpath}")
         return out.stdout.split() == ["Completed", target]
 
-    wait_for(done, what="ads-cache to reconcile to 8.1.2.0")
+    wait_until(done, what="ads-cache to reconcile to 8.1.2.0")
     images = kubectl.run(
         "get", "pods", "-n", "aero-ads", "-l", "aerospike.com/cr=ads-cache", "-o",
         "jsonpath={.items[*].spec.containers[0].image}",

@@ -4,13 +4,11 @@ a real Prometheus scraping its exporter, and helpers to reach both."""
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -23,26 +21,15 @@ from aerodeck.models import ClusterRef
 from aerodeck.twin.exporter import ScrapeTarget, prometheus_scrape_config
 from aerodeck.validation.models import CollectRequest, ProbeSettings, Source
 from aerodeck.validation.sources.info_latency import info_each
-from tests.twin.aerospike_fixtures import free_port
+from tests.prometheus_server import Prometheus, running_prometheus
 from tests.twin_process import TwinProcess, start_twin
+from tests.waiting import wait_until
 
 FLEET = Path(__file__).parent / "fleet.yaml"
 K8S_NAMESPACE = "aero-val"
 CLUSTERS = ("v-pass", "v-inmem", "v-hybrid", "v-down", "v-flow", "v-cli")
 SCRAPE_INTERVAL_S = 0.5
 T = TypeVar("T")
-
-
-def wait_for(predicate: Callable[[], T], timeout: float = 30.0, interval: float = 0.1, what: str = "") -> T:
-    """Poll ``predicate`` until it returns something truthy; fail with ``what`` at the deadline."""
-    end = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what or predicate}")
-        time.sleep(interval)
 
 
 @dataclass
@@ -111,7 +98,7 @@ def validation_twin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Valida
     twin = ValidationTwin(running)
     try:
         for cluster in CLUSTERS:
-            wait_for(partial(twin.reconciled, cluster), what=f"{cluster} reconciled")
+            wait_until(partial(twin.reconciled, cluster), what=f"{cluster} reconciled")
         yield twin
     finally:
         running.stop()
@@ -123,60 +110,19 @@ def faults(validation_twin: ValidationTwin) -> Iterator[ValidationTwin]:
     yield validation_twin
     validation_twin.clear_faults()
     for cluster in CLUSTERS:
-        wait_for(partial(validation_twin.whole, cluster), what=f"{cluster} whole again")
-
-
-@dataclass
-class Prometheus:
-    url: str
-
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return list(json.loads(response.read())["data"]["result"])
-
-    def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, ConnectionError):
-            return False
+        wait_until(partial(validation_twin.whole, cluster), what=f"{cluster} whole again")
 
 
 @pytest.fixture(scope="session")
 def prometheus(tmp_path_factory: pytest.TempPathFactory, validation_twin: ValidationTwin) -> Iterator[Prometheus]:
     """Debian's Prometheus on a free port, scraping every test cluster's exporter twice a second."""
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.fail("the prometheus server is not installed: apt-get install prometheus", pytrace=False)
     directory = tmp_path_factory.mktemp("prometheus")
     address = validation_twin.process.state.control_url.removeprefix("http://")
     targets = [
         ScrapeTarget(job_name=f"aerospike-{name}", address=address, metrics_path=f"/metrics/{K8S_NAMESPACE}/{name}")
         for name in CLUSTERS
     ]
-    config = directory / "prometheus.yml"
-    config.write_text(prometheus_scrape_config(targets, SCRAPE_INTERVAL_S))
-    port = free_port()
-    log = (directory / "prometheus.log").open("w")
-    process = subprocess.Popen(
-        [binary, f"--config.file={config}", f"--storage.tsdb.path={directory / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    server = Prometheus(f"http://127.0.0.1:{port}")
-    try:
-        wait_for(lambda: server.ready() or process.poll() is not None, what="Prometheus ready")
-        assert process.poll() is None, (directory / "prometheus.log").read_text()
+    with running_prometheus(directory, prometheus_scrape_config(targets, SCRAPE_INTERVAL_S)) as server:
         for name in CLUSTERS:
-            wait_for(partial(server.query, f'aerospike_node_up{{cluster_name="{name}"}}'), what=f"{name} scraped")
+            wait_until(partial(server.query, f'aerospike_node_up{{cluster_name="{name}"}}'), what=f"{name} scraped")
         yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()

@@ -14,7 +14,8 @@ from temporalio.testing import WorkflowEnvironment
 from aerodeck.settings import load_settings
 from aerodeck.worker import build_worker
 from tests.cli_helpers import AERODECK, clean_env
-from tests.validation.conftest import Prometheus, ValidationTwin
+from tests.prometheus_server import Prometheus
+from tests.validation.conftest import ValidationTwin
 
 
 @pytest_asyncio.fixture(scope="module")

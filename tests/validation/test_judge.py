@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 from scipy.stats import mannwhitneyu
 
 from aerodeck.models import SLO, ClusterRef
@@ -21,6 +22,7 @@ from aerodeck.validation.models import (
     Source,
     ValidationReport,
     Verdict,
+    samples_for_significance,
 )
 from aerodeck.validation.sources.info_latency import merge_nodes, parse_latencies
 
@@ -244,3 +246,10 @@ def test_weights_and_criticality_decide_non_critical_failures() -> None:
     strict = lenient.model_copy(update={"weights": {MetricName.WRITE_P99: 10.0}})
     report = judge(JudgeRequest(evidence=after, slo=SLO_LINES, baseline=baseline, config=strict))
     assert report.verdict == Verdict.FAIL and report.score is not None and report.score < 0.75
+
+
+def test_a_config_whose_sample_minimum_can_never_reach_alpha_is_refused() -> None:
+    assert samples_for_significance(0.001) == 7 and samples_for_significance(0.05) == 4
+    with pytest.raises(ValidationError, match=r"min_windows 6 can never reach alpha 0\.001: .* at least 7"):
+        JudgeConfig(min_windows=6)
+    assert JudgeConfig(alpha=0.01, min_windows=5).min_windows == 5

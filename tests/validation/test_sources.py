@@ -11,6 +11,7 @@ import pytest
 from aerospike import exception as aerospike_errors
 
 from aerodeck.models import SLO
+from aerodeck.procs import free_port
 from aerodeck.twin.fleet import Topology
 from aerodeck.twin.latency import OpKind, effective_profile
 from aerodeck.validation.judge import judge
@@ -18,8 +19,9 @@ from aerodeck.validation.models import Evidence, JudgeRequest, MetricName, Metri
 from aerodeck.validation.sources import SourceUnavailable, source_for
 from aerodeck.validation.sources.probe import PROBE_SET, probe_keys
 from aerodeck.versions import AerospikeVersion
-from tests.twin.aerospike_fixtures import free_port
-from tests.validation.conftest import Prometheus, ValidationTwin, wait_for
+from tests.prometheus_server import Prometheus
+from tests.validation.conftest import ValidationTwin
+from tests.waiting import wait_until
 
 VERSION = AerospikeVersion.parse("8.1.2.0")
 SLO_LINES = SLO(read_p99_ms=5.0, write_p99_ms=8.0, min_tps=100)
@@ -80,7 +82,7 @@ def collect_both(twin: ValidationTwin, clusters: list[str], source: Source, url:
     results: dict[str, Evidence] = {}
 
     def run(cluster: str) -> None:
-        results[cluster] = source_for(source, url).collect(twin.collect_request(cluster, source, 3.0), quiet)
+        results[cluster] = source_for(source, url).collect(twin.collect_request(cluster, source, 4.0), quiet)
 
     threads = [threading.Thread(target=run, args=(c,)) for c in clusters]
     for thread in threads:
@@ -97,7 +99,7 @@ def test_regression_confined_to_hybrid_is_caught_only_on_hybrid(faults: Validati
                       "write_p99_pct": 50, "topology": "hybrid"})  # fmt: skip
     regressed = effective_profile(VERSION, Topology.HYBRID, OpKind.READ, []).p99_ms * 1.5
     expr = 'histogram_quantile(0.99, sum by (le) (aerospike_latencies_read_ms_bucket{cluster_name="v-hybrid"}))'
-    wait_for(lambda: abs(float(prometheus.query(expr)[0]["value"][1]) / regressed - 1) < 0.01,
+    wait_until(lambda: abs(float(prometheus.query(expr)[0].value[1]) / regressed - 1) < 0.01,
              what="the regression scraped")  # fmt: skip
     after = collect_both(faults, clusters, Source.PROMETHEUS, prometheus.url)
 

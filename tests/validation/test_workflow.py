@@ -18,6 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from aerodeck.models import ClusterRef
+from aerodeck.procs import free_port
 from aerodeck.settings import Settings, load_settings
 from aerodeck.validation.models import (
     MetricName,
@@ -29,8 +30,8 @@ from aerodeck.validation.models import (
     Verdict,
 )
 from aerodeck.worker import build_worker
-from tests.twin.aerospike_fixtures import free_port
-from tests.validation.conftest import K8S_NAMESPACE, SCRAPE_INTERVAL_S, Prometheus, ValidationTwin
+from tests.prometheus_server import Prometheus
+from tests.validation.conftest import K8S_NAMESPACE, SCRAPE_INTERVAL_S, ValidationTwin
 from workflows.validation import BAD_INPUT, PerformanceValidationWorkflow
 
 
