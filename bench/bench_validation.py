@@ -9,8 +9,17 @@
    against a bare loop of the same client calls in the same run.
 
 The twin runs in a subprocess (`--serve-twin`), so it does not share the interpreter lock with the probe.
+The probe is the source whose figures mean something here: the twin's nodes report their modelled latency
+distribution in ``latencies:`` and to the exporter exactly, without the sampling noise of a real server's
+ticker slice, so `--sources info` only exercises the judge's decision logic on noise-free series.
 
-    .venv/bin/python bench/bench_validation.py [--trials 20] [--duration 10] [--rate 2000] [--sources probe,info]
+    .venv/bin/python bench/bench_validation.py [--trials 10] [--duration 30] [--rate 2000] [--sources probe]
+        [--save runs.jsonl] [--skip-overhead]
+    .venv/bin/python bench/bench_validation.py --rejudge runs.jsonl [--trial-range 10-19] [--first 10]
+
+`--save` keeps every run's evidence; `--rejudge` judges it again with the current judge without measuring,
+on a range of trials (to check settings on trials they were not chosen on) or on the first seconds of each
+run (detection against measurement time).
 """
 
 from __future__ import annotations
@@ -233,13 +242,29 @@ def detection(args: argparse.Namespace) -> None:
     report(tally)
 
 
-def rejudge(path: str) -> None:
+def first_seconds(evidence: Evidence, seconds: float | None) -> Evidence:
+    """The probe windows of the run's first ``seconds`` (all of them for None); the node series stay whole."""
+    if seconds is None:
+        return evidence
+    kept, covered = [], 0.0
+    for window in evidence.windows:
+        if covered >= seconds - 1e-9:
+            break
+        kept.append(window)
+        covered += window.seconds
+    return evidence.model_copy(update={"windows": kept})
+
+
+def rejudge(args: argparse.Namespace) -> None:
     """Judge saved evidence again (``--save`` output) with the current judge: no measuring."""
+    low, _, high = (args.trial_range or "0-1000000").partition("-")
     runs: dict[tuple[int, str], dict[str, Evidence]] = defaultdict(dict)
-    with Path(path).open() as saved:
+    with Path(args.rejudge).open() as saved:
         for line in saved:
             record = json.loads(line)
-            runs[(record["trial"], record["cluster"])][record["cond"]] = Evidence.model_validate(record["evidence"])
+            if int(low) <= record["trial"] <= int(high or low):
+                evidence = first_seconds(Evidence.model_validate(record["evidence"]), args.first)
+                runs[(record["trial"], record["cluster"])][record["cond"]] = evidence
     complete = {key: c for key, c in runs.items() if {"base", *CONDITIONS} <= set(c)}  # a run cut short is left out
     tally = Tally()
     for (_, cluster), conditions in sorted(complete.items()):
@@ -250,7 +275,8 @@ def rejudge(path: str) -> None:
             tally.add(key, after, baseline, None)
             if condition == "none":
                 tally.add(key, baseline, after, None)
-    print(f"Detection re-judged from {path} ({len(complete)} trial x cluster baselines); judge defaults")
+    first = f", first {args.first:g} s of each run" if args.first else ""
+    print(f"Detection re-judged from {args.rejudge} ({len(complete)} trial x cluster baselines{first}); judge defaults")
     report(tally)
 
 
@@ -347,17 +373,19 @@ def overhead(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trials", type=int, default=20)
-    parser.add_argument("--duration", type=float, default=10.0, help="probe run length (s)")
+    parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--duration", type=float, default=30.0, help="probe run length (s)")
     parser.add_argument("--info-duration", type=float, default=3.0, help="info run length (s)")
     parser.add_argument("--rate", type=float, default=2000.0, help="probe target ops/s")
     parser.add_argument("--concurrency", type=int, default=4, help="probe threads")
-    parser.add_argument("--sources", default="probe,info")
+    parser.add_argument("--sources", default="probe", help="probe and/or info, comma-separated")
     parser.add_argument("--rounds", type=int, default=3, help="probe-overhead measurements")
     parser.add_argument("--overhead-duration", type=float, default=5.0, help="probe-overhead run length (s)")
     parser.add_argument("--skip-overhead", action="store_true")
     parser.add_argument("--save", help="append every run's evidence to this JSON-lines file")
     parser.add_argument("--rejudge", help="judge evidence saved with --save again, without measuring")
+    parser.add_argument("--trial-range", help="with --rejudge: only trials LOW-HIGH (inclusive)")
+    parser.add_argument("--first", type=float, help="with --rejudge: only the first seconds of each probe run")
     parser.add_argument("--serve-twin", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--delay-scale", type=float, default=1.0, help=argparse.SUPPRESS)
@@ -366,7 +394,7 @@ def main() -> None:
         asyncio.run(serve_twin(args.seed, args.delay_scale))
         return
     if args.rejudge:
-        rejudge(args.rejudge)
+        rejudge(args)
         return
     if not args.skip_overhead:
         overhead(args)
