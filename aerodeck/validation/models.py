@@ -111,12 +111,13 @@ class JudgeConfig(Model):
     def _consistent(self) -> JudgeConfig:
         if self.marginal_score > self.pass_score:
             raise ValueError("marginal_score may not exceed pass_score")
-        needed = samples_for_significance(self.alpha)
-        for name in ("min_series_points", "min_windows"):
+        # Probe windows also feed the no-op control check, at control_alpha.
+        for name, alpha in (("min_series_points", self.alpha), ("min_windows", min(self.alpha, self.control_alpha))):
+            needed = samples_for_significance(alpha)
             if getattr(self, name) < needed:
                 raise ValueError(
-                    f"{name} {getattr(self, name)} can never reach alpha {self.alpha:g}: a rank test needs at "
-                    f"least {needed} samples per side for that; raise {name} or alpha"
+                    f"{name} {getattr(self, name)} can never reach alpha {alpha:g}: a rank test needs at least "
+                    f"{needed} samples per side for that; raise {name} or the alpha"
                 )
         return self
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import aerospike
 import pytest
@@ -29,7 +29,6 @@ FLEET = Path(__file__).parent / "fleet.yaml"
 K8S_NAMESPACE = "aero-val"
 CLUSTERS = ("v-pass", "v-inmem", "v-hybrid", "v-down", "v-flow", "v-cli")
 SCRAPE_INTERVAL_S = 0.5
-T = TypeVar("T")
 
 
 @dataclass
