@@ -25,6 +25,7 @@ from aerodeck.errors import OperationFailed
 from aerodeck.settings import Settings
 from aerodeck.temporal.devserver import DevServer
 from aerodeck.twin.server import TwinState
+from aerodeck.upgrade import ChangeState
 
 WORKER_READY_DEADLINE_S = 60.0
 TWIN_READY_DEADLINE_S = 60.0
@@ -32,6 +33,7 @@ READY_LINE = "aerodeck is up; press Ctrl-C to stop"
 DEMO_CLUSTER = ("aero-ads", "ads-cache-1")
 DEMO_TARGET = "8.1.2.0"
 DEMO_REQUESTER = "demo-requester"
+DEMO_GATE_SLACK_S = 120.0  # beyond the baseline validation, for preflight and a slow first workflow task
 
 
 @dataclass
@@ -157,9 +159,11 @@ class Stack:
         result = asyncio.run(self_check(engine, "aerodeck up", deadline_s=WORKER_READY_DEADLINE_S))
         progress(f"  worker pid {result.worker.pid} answered on task queue {result.worker.task_queue!r}")
 
-    def start_demo_change(self) -> str:
-        """The demo's waiting change: a prod cluster to the newest version, waiting at the start gate."""
-        from aerodeck.changes import plan_upgrade, resolve_cluster, start_upgrade
+    def start_demo_change(self) -> tuple[str, ChangeState | None]:
+        """The demo's change: a prod cluster to the newest version. Returns its id and the state it reached
+        once preflight and the baseline validation are over (normally waiting at the start gate); None if
+        that took longer than the deadline."""
+        from aerodeck.changes import change_status, plan_upgrade, resolve_cluster, start_upgrade
         from aerodeck.errors import BadInput
         from aerodeck.settings import load_settings
         from aerodeck.temporal.client import connect
@@ -178,14 +182,26 @@ class Stack:
             engine, snapshot, AerospikeVersion.parse(DEMO_TARGET), DEMO_REQUESTER, "demo: newest 8.1 on the ads cache"
         )
 
-        async def start() -> str:
-            return (await start_upgrade(await connect(engine), engine, request, snapshot)).id
+        workflow_id = f"change/{namespace}/{name}"
 
-        try:
-            return asyncio.run(start())
-        except BadInput as exc:  # a second `up` finds the first run's change still waiting
-            progress(f"  {exc}")
-            return f"change/{namespace}/{name}"
+        async def start() -> ChangeState | None:
+            client = await connect(engine)
+            try:
+                await start_upgrade(client, engine, request, snapshot)
+                progress(f"  demo change {workflow_id}: preflight and a {engine.validation_duration_s:g} s "
+                         "baseline validation ...")  # fmt: skip
+            except BadInput as exc:  # a second `up` finds the first run's change still going
+                progress(f"  {exc}")
+            # Approving before the gate opens is refused, so only announce the change once it waits there.
+            deadline = time.monotonic() + engine.validation_duration_s + DEMO_GATE_SLACK_S
+            while time.monotonic() < deadline:
+                state = (await change_status(client, workflow_id)).state
+                if state is not ChangeState.PREFLIGHT:
+                    return state
+                await asyncio.sleep(0.5)
+            return None
+
+        return workflow_id, asyncio.run(start())
 
     def _request_stop(self, signum: int, frame: FrameType | None) -> None:
         self._stop.set()
@@ -215,10 +231,14 @@ def run_up(settings: Settings, options: StackOptions) -> None:
     try:
         stack.start()
         if options.demo:
-            workflow_id = stack.start_demo_change()
+            workflow_id, state = stack.start_demo_change()
             stack.urls["Demo change"] = workflow_id
-            progress(f"  demo change {workflow_id} waits for approval; approve it with:")
-            progress(f"    aerodeck approve {workflow_id} --as alice --role approver")
+            if state is ChangeState.WAITING_APPROVAL:
+                progress(f"  demo change {workflow_id} waits for approval; approve it with:")
+                progress(f"    aerodeck approve {workflow_id} --as alice --role approver")
+            else:
+                where = state.value if state else "still in preflight"
+                progress(f"  demo change {workflow_id} is {where}; see: aerodeck status {workflow_id}")
         progress("")
         for label, url in stack.urls.items():
             print(f"{label:<22} {url}", flush=True)
