@@ -3,11 +3,8 @@ the twin's event loop runs in a background thread, and tests hand it coroutines.
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from aerodeck.procs import free_port
 from aerodeck.twin.aerospike import ClusterEndpoints
@@ -15,40 +12,7 @@ from aerodeck.twin.fleet import ClusterSpec, FleetFile, parse_fleet
 from aerodeck.twin.latency import LatencyModel
 from aerodeck.twin.runtime import ClusterRuntime, FleetRuntime, NodeRuntime, TwinClock
 from aerodeck.versions import AerospikeVersion
-
-T = TypeVar("T")
-
-
-class LoopThread:
-    """An asyncio loop running in a daemon thread; ``run`` executes a coroutine there and waits for it."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="twin-loop", daemon=True)
-        self._thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 10.0) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def call(self, fn: Callable[[], T], timeout: float = 10.0) -> T:
-        """Run a plain function on the loop thread (twin state is only touched from there)."""
-
-        async def wrapper() -> T:
-            return fn()
-
-        return self.run(wrapper(), timeout)
-
-    def stop(self) -> None:
-        async def cancel_leftovers() -> None:
-            leftovers = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-            for task in leftovers:
-                task.cancel()
-            await asyncio.gather(*leftovers, return_exceptions=True)
-
-        self.run(cancel_leftovers())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=10)
-        self.loop.close()
+from tests.loop_thread import LoopThread
 
 
 def fleet_with(

@@ -4,20 +4,17 @@ with deadlines."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from kubernetes import client, config
 
 from aerodeck.twin.fleet import FleetFile, parse_fleet
 from aerodeck.twin.kube.api import KubeTwin
 from aerodeck.twin.runtime import FleetRuntime, TwinClock
-
-T = TypeVar("T")
+from tests.loop_thread import LoopThread
 
 GROUP = "asdb.aerospike.com"
 VERSION = "v1"
@@ -56,35 +53,24 @@ def make_fleet(
     return parse_fleet({"time_scale": time_scale, "clusters": clusters, "faults": faults or []})
 
 
-class TwinThread:
+class TwinThread(LoopThread):
     """A KubeTwin served from a daemon thread's event loop; twin state is only touched on that loop."""
 
+    timeout = 20.0
+
     def __init__(self, fleet: FleetFile, workdir: Path) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="kube-twin", daemon=True)
-        self._thread.start()
+        super().__init__()
         self.runtime = FleetRuntime(fleet=fleet, clock=TwinClock(fleet.time_scale), faults=list(fleet.faults))
         self.twin: KubeTwin = self.call(lambda: KubeTwin(self.runtime))
         self.url = self.run(self.twin.start())
         self.kubeconfig = self.twin.write_kubeconfig(workdir / "kubeconfig")
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 20.0) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def call(self, fn: Callable[[], T], timeout: float = 20.0) -> T:
-        async def wrapper() -> T:
-            return fn()
-
-        return self.run(wrapper(), timeout)
 
     def api_client(self) -> client.ApiClient:
         return config.new_client_from_config(config_file=str(self.kubeconfig))
 
     def close(self) -> None:
         self.run(self.twin.stop())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=10)
-        self.loop.close()
+        self.stop()
 
 
 @contextmanager

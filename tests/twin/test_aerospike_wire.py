@@ -29,8 +29,8 @@ from aerodeck.twin.aerospike.protocol import (
 from aerodeck.twin.latency import LatencyDistribution, LatencyModel, OpKind, effective_profile
 from aerodeck.twin.runtime import PARTITIONS, FleetRuntime, TwinClock
 from aerodeck.versions import AerospikeVersion
+from tests.loop_thread import LoopThread
 from tests.twin.aerospike_fixtures import (
-    LoopThread,
     TwinCluster,
     cluster_runtime,
     fleet_with,

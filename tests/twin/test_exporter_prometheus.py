@@ -20,8 +20,9 @@ from aerodeck.twin.fleet import Topology, VersionRegression
 from aerodeck.twin.latency import SERIES_PROFILES, LatencyModel, OpKind, effective_profile
 from aerodeck.twin.runtime import Record
 from aerodeck.versions import AerospikeVersion
+from tests.loop_thread import LoopThread
 from tests.prometheus_server import Prometheus, running_prometheus
-from tests.twin.aerospike_fixtures import LoopThread, TwinCluster, fleet_with, start_twin_cluster
+from tests.twin.aerospike_fixtures import TwinCluster, fleet_with, start_twin_cluster
 from tests.waiting import wait_until
 
 TOLERANCE = 0.01
