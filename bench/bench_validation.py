@@ -237,8 +237,9 @@ def detection(args: argparse.Namespace) -> None:
         finally:
             twin.stop()
         print(f"trial {trial + 1}/{args.trials} done", file=sys.stderr, flush=True)
+    info = f", info runs of {args.info_duration:g} s" if Source.INFO in sources else ""
     print(f"\nDetection over {args.trials} seeded trials; probe runs of {args.duration:g} s at {args.rate:g} ops/s "
-          f"with {args.concurrency} threads, info runs of {args.info_duration:g} s; judge defaults")  # fmt: skip
+          f"with {args.concurrency} threads{info}; judge defaults")  # fmt: skip
     report(tally)
 
 
@@ -257,12 +258,12 @@ def first_seconds(evidence: Evidence, seconds: float | None) -> Evidence:
 
 def rejudge(args: argparse.Namespace) -> None:
     """Judge saved evidence again (``--save`` output) with the current judge: no measuring."""
-    low, _, high = (args.trial_range or "0-1000000").partition("-")
+    low, high = args.trial_range or (0, sys.maxsize)
     runs: dict[tuple[int, str], dict[str, Evidence]] = defaultdict(dict)
     with Path(args.rejudge).open() as saved:
         for line in saved:
             record = json.loads(line)
-            if int(low) <= record["trial"] <= int(high or low):
+            if low <= record["trial"] <= high:
                 evidence = first_seconds(Evidence.model_validate(record["evidence"]), args.first)
                 runs[(record["trial"], record["cluster"])][record["cond"]] = evidence
     complete = {key: c for key, c in runs.items() if {"base", *CONDITIONS} <= set(c)}  # a run cut short is left out
@@ -278,6 +279,14 @@ def rejudge(args: argparse.Namespace) -> None:
     first = f", first {args.first:g} s of each run" if args.first else ""
     print(f"Detection re-judged from {args.rejudge} ({len(complete)} trial x cluster baselines{first}); judge defaults")
     report(tally)
+
+
+def trial_range(text: str) -> tuple[int, int]:
+    """``LOW-HIGH`` or ``N`` as an inclusive range of trial numbers."""
+    low, _, high = text.partition("-")
+    if not low.isdigit() or not (high or low).isdigit() or int(low) > int(high or low):
+        raise argparse.ArgumentTypeError(f"expected LOW-HIGH or N with LOW <= HIGH, got {text!r}")
+    return int(low), int(high or low)
 
 
 def report(tally: Tally) -> None:
@@ -384,7 +393,7 @@ def main() -> None:
     parser.add_argument("--skip-overhead", action="store_true")
     parser.add_argument("--save", help="append every run's evidence to this JSON-lines file")
     parser.add_argument("--rejudge", help="judge evidence saved with --save again, without measuring")
-    parser.add_argument("--trial-range", help="with --rejudge: only trials LOW-HIGH (inclusive)")
+    parser.add_argument("--trial-range", type=trial_range, help="with --rejudge: only trials LOW-HIGH (inclusive)")
     parser.add_argument("--first", type=float, help="with --rejudge: only the first seconds of each probe run")
     parser.add_argument("--serve-twin", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
