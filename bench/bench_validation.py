@@ -63,7 +63,7 @@ CONDITIONS = {"none": 0, "+20%": 20, "+50%": 50}
 WARMUP_S = 5.0
 
 
-def fleet(seed_size_one: bool = True) -> dict[str, Any]:
+def fleet() -> dict[str, Any]:
     def cluster(name: str, topology: str, size: int) -> dict[str, Any]:
         return {
             "name": name,

@@ -236,6 +236,16 @@ def test_uniform_slowdown_fails_on_medians_unless_the_probe_itself_slowed_down()
     assert client_side.verdict == Verdict.INCONCLUSIVE
 
 
+def test_a_slower_probe_control_does_not_overrule_a_tail_that_grew_beyond_the_median() -> None:
+    # median unchanged, write p99 about +26 %, and the no-op round trips 50 % slower as well
+    after = probe(14, write_sigma=0.7, control_scale=1.5)
+    report = judge(JudgeRequest(evidence=after, slo=SLO_LINES, baseline=probe(15)))
+    assert report.measurement_check is not None and report.measurement_check.verdict == Verdict.FAIL
+    write = metric(report, MetricName.WRITE_P99)
+    assert write.verdict == Verdict.FAIL and "client side" not in write.reason
+    assert report.verdict == Verdict.FAIL
+
+
 def test_weights_and_criticality_decide_non_critical_failures() -> None:
     baseline, after = probe(12), probe(13, write_sigma=0.7)
     lenient = JudgeConfig(critical={MetricName.WRITE_P99: False}, weights={MetricName.WRITE_P99: 0.5})
