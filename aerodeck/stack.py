@@ -174,7 +174,7 @@ class Stack:
             "kubeconfig": self._env.get("AERODECK_KUBECONFIG", self.settings.kubeconfig),
         }
         if "Prometheus" in self.urls and "AERODECK_VALIDATION_SOURCE" not in os.environ:
-            overrides["validation_source"] = "prometheus"  # exact exporter figures, no probe noise
+            overrides["validation_source"] = "prometheus"  # server-side figures, free of the probe host's noise
         engine = load_settings(**overrides)
         namespace, name = DEMO_CLUSTER
         snapshot = resolve_cluster(engine, name, namespace)

@@ -9,12 +9,12 @@
    against a bare loop of the same client calls in the same run.
 
 The twin runs in a subprocess (`--serve-twin`), so it does not share the interpreter lock with the probe.
-The probe is the source whose figures mean something here: the twin's nodes report their modelled latency
-distribution in ``latencies:`` and to the exporter exactly, without the sampling noise of a real server's
-ticker slice, so `--sources info` only exercises the judge's decision logic on noise-free series.
+`--sources info` judges the nodes' own ``latencies:``: like a real server's, each node's histogram of a ticker
+interval (`--ticker`, 1 s here, 10 s on a server by default) is a sample of that interval's operations, so its
+quantiles are as noisy as the tenants' load (`--tenant-tps`, cluster-wide) makes them.
 
     .venv/bin/python bench/bench_validation.py [--trials 10] [--duration 30] [--rate 2000] [--sources probe]
-        [--save runs.jsonl] [--skip-overhead]
+        [--info-duration 30] [--ticker 1] [--tenant-tps 30000] [--save runs.jsonl] [--skip-overhead]
     .venv/bin/python bench/bench_validation.py --rejudge runs.jsonl [--trial-range 10-19] [--first 10]
 
 `--save` keeps every run's evidence; `--rejudge` judges it again with the current judge without measuring,
@@ -63,7 +63,7 @@ CONDITIONS = {"none": 0, "+20%": 20, "+50%": 50}
 WARMUP_S = 5.0
 
 
-def fleet() -> dict[str, Any]:
+def fleet(ticker_s: int, tenant_tps: float) -> dict[str, Any]:
     def cluster(name: str, topology: str, size: int) -> dict[str, Any]:
         return {
             "name": name,
@@ -74,6 +74,8 @@ def fleet() -> dict[str, Any]:
             "namespaces": [{"name": "test", "replication_factor": min(2, size),
                             "storage_engine": "device" if topology == "hybrid" else "memory"}],
             "slo": {"read_p99_ms": 10, "write_p99_ms": 10, "min_tps": 100},
+            "ticker_interval_s": ticker_s,
+            "tenant_tps": tenant_tps,
         }  # fmt: skip
 
     return {
@@ -85,9 +87,10 @@ def fleet() -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------- the twin
 
 
-async def serve_twin(seed: int, delay_scale: float) -> None:
+async def serve_twin(args: argparse.Namespace) -> None:
     """Subprocess mode: run a TwinServer, print its endpoints once every node is up, stop at stdin EOF."""
-    server = TwinServer(parse_fleet(fleet()), seed=seed, delay_scale=delay_scale)
+    fleet_file = parse_fleet(fleet(args.ticker, args.tenant_tps))
+    server = TwinServer(fleet_file, seed=args.seed, delay_scale=args.delay_scale)
     await server.start()
     clusters = server.runtime.clusters
     while not all(node.up for cluster in clusters.values() for node in cluster.nodes.values()):
@@ -102,8 +105,9 @@ async def serve_twin(seed: int, delay_scale: float) -> None:
 
 
 class Twin:
-    def __init__(self, seed: int, delay_scale: float = 1.0) -> None:
-        argv = [sys.executable, __file__, "--serve-twin", "--seed", str(seed), "--delay-scale", str(delay_scale)]
+    def __init__(self, args: argparse.Namespace, seed: int, delay_scale: float = 1.0) -> None:
+        argv = [sys.executable, __file__, "--serve-twin", "--seed", str(seed), "--delay-scale", str(delay_scale),
+                "--ticker", str(args.ticker), "--tenant-tps", str(args.tenant_tps)]  # fmt: skip
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -228,7 +232,7 @@ def detection(args: argparse.Namespace) -> None:
     sources = [Source(s) for s in args.sources.split(",")]
     tally = Tally()
     for trial in range(args.trials):
-        twin = Twin(seed=trial)
+        twin = Twin(args, seed=trial)
         try:
             for cluster in ("b-inmem", "b-hybrid"):  # a fresh twin process runs slow at first: warm it up
                 collect(twin, cluster, Source.PROBE, args, f"bench-{trial}-warmup", WARMUP_S)
@@ -237,7 +241,11 @@ def detection(args: argparse.Namespace) -> None:
         finally:
             twin.stop()
         print(f"trial {trial + 1}/{args.trials} done", file=sys.stderr, flush=True)
-    info = f", info runs of {args.info_duration:g} s" if Source.INFO in sources else ""
+    info = (
+        f", info runs of {args.info_duration:g} s ({args.ticker} s ticker, {args.tenant_tps:g} tenant ops/s)"
+        if Source.INFO in sources
+        else ""
+    )
     print(f"\nDetection over {args.trials} seeded trials; probe runs of {args.duration:g} s at {args.rate:g} ops/s "
           f"with {args.concurrency} threads{info}; judge defaults")  # fmt: skip
     report(tally)
@@ -350,7 +358,7 @@ def probe_rate(endpoints: list[str], seconds: float, control_every: int) -> floa
 
 
 def overhead(args: argparse.Namespace) -> None:
-    twin = Twin(seed=0, delay_scale=0.0)
+    twin = Twin(args, seed=0, delay_scale=0.0)
     seconds = args.overhead_duration
     rows: list[tuple[float, float, float]] = []
     try:
@@ -384,7 +392,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--duration", type=float, default=30.0, help="probe run length (s)")
-    parser.add_argument("--info-duration", type=float, default=3.0, help="info run length (s)")
+    parser.add_argument("--info-duration", type=float, default=30.0, help="info run length (s)")
+    parser.add_argument("--ticker", type=int, default=1, help="the twin nodes' ticker-interval (s)")
+    parser.add_argument("--tenant-tps", type=float, default=30_000, help="tenant ops/s per cluster")
     parser.add_argument("--rate", type=float, default=2000.0, help="probe target ops/s")
     parser.add_argument("--concurrency", type=int, default=4, help="probe threads")
     parser.add_argument("--sources", default="probe", help="probe and/or info, comma-separated")
@@ -400,7 +410,7 @@ def main() -> None:
     parser.add_argument("--delay-scale", type=float, default=1.0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_twin:
-        asyncio.run(serve_twin(args.seed, args.delay_scale))
+        asyncio.run(serve_twin(args))
         return
     if args.rejudge:
         rejudge(args)

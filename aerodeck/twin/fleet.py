@@ -59,6 +59,14 @@ class ClusterSpec(_Strict):
     image: str
     namespaces: list[AerospikeNamespace] = Field(min_length=1)
     slo: SLO
+    # Aerospike's ticker-interval (service context): each node's ``latencies:`` shows the last interval.
+    ticker_interval_s: int = Field(default=10, ge=1, le=60)
+    # The tenants' own cluster-wide ops/s; default 1.25 x the SLO's min_tps (at least 125).
+    tenant_tps: float | None = Field(default=None, gt=0)
+    # "sampled": like a real server's, each ticker interval's histogram counts that interval's operations,
+    # drawn from the latency model, so server-side quantiles carry sampling noise. "exact": the model's
+    # distribution itself (for tests of the exporter and PromQL pipeline, which must recover it exactly).
+    latency_histograms: Literal["sampled", "exact"] = "sampled"
 
     @field_validator("image")
     @classmethod

@@ -8,7 +8,9 @@ rounding of ``latencies:`` percentages (a few microseconds). The lognormal param
 distribution's own p50 and p99 equal the profile's.
 
 ``VersionRegression`` faults scale a version's p99 (p50 unchanged); nodes really delay replies by sampled
-latencies, so a client-side probe sees the same distribution (plus its own overhead).
+latencies, so a client-side probe sees the same distribution (plus its own overhead). What nodes report per
+ticker interval is, by default, a sample of that interval's operations (:meth:`LatencyDistribution.sampled_pct_over`),
+so server-side quantiles are as noisy as a real server's at the same traffic.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ import math
 import random
 import threading
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
 from statistics import NormalDist
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aerodeck.twin.fleet import ClusterSpec, Fault, Topology, VersionRegression
@@ -139,6 +143,14 @@ class LatencyDistribution:
     def sample(self, rng: random.Random) -> float:
         return self.quantile(rng.random())
 
+    def sampled_pct_over(self, ops: int, rng: np.random.Generator) -> tuple[float, ...]:
+        """The 17 columns for ``ops`` operations drawn from the distribution (one ticker interval's)."""
+        if ops <= 0:
+            return (0.0,) * len(BUCKET_BOUNDS_MS)
+        bucket_shares = np.diff(np.array([0.0, *self._knots]))
+        counts = rng.multinomial(ops, bucket_shares / bucket_shares.sum())
+        return tuple(float(pct) for pct in 100.0 * (ops - np.cumsum(counts)) / ops)
+
 
 def _bisect(f: Callable[[float], float], low: float, high: float, target: float) -> float:
     """x in [low, high] with f(x) == target for an increasing f."""
@@ -170,7 +182,7 @@ def _fitted(p50_ms: float, p99_ms: float) -> LatencyDistribution:
 class LatencyModel:
     """Latency of every node in the twin. ``seed`` makes each node's sampled sequence reproducible;
     ``delay_scale`` scales the real reply delay only (0 for throughput benchmarks) — what nodes report
-    in ``latencies:`` and to the exporter always follows the model."""
+    in ``latencies:`` and to the exporter always follows the model (sampled or exact)."""
 
     def __init__(self, seed: int = 0, delay_scale: float = 1.0) -> None:
         self.seed = seed
@@ -185,10 +197,16 @@ class LatencyModel:
         """A reproducible random stream, one per node (``stream`` names it)."""
         return random.Random(f"{self.seed}:{stream}")
 
+    def interval_rng(self, stream: str, interval: int) -> np.random.Generator:
+        """The random draws behind one ticker interval of one histogram: the same for every reader
+        (info and the exporter agree), different for every interval."""
+        return np.random.default_rng([self.seed, zlib.crc32(stream.encode()), interval])
+
 
 # The tenant's own traffic: every cluster serves its application around the clock, which is what the
-# latency histograms and client counters show even when no probe runs. Cluster-wide ops/s are 1.25 x the
-# SLO's min_tps (at least 125), three quarters reads, spread evenly over up nodes and namespaces.
+# latency histograms and client counters show even when no probe runs. Cluster-wide ops/s are the cluster's
+# ``tenant_tps``, by default 1.25 x the SLO's min_tps (at least 125), three quarters reads, spread evenly
+# over up nodes and namespaces.
 TENANT_LOAD_FACTOR = 1.25
 TENANT_MIN_TPS = 100.0
 TENANT_READ_SHARE = 0.75
@@ -205,7 +223,8 @@ class TenantLoad:
 def tenant_load(spec: ClusterSpec, up_nodes: int) -> TenantLoad:
     if up_nodes == 0:
         return TenantLoad(0.0, 0.0)
-    per_ns = TENANT_LOAD_FACTOR * max(spec.slo.min_tps, TENANT_MIN_TPS) / up_nodes / len(spec.namespaces)
+    cluster_tps = spec.tenant_tps or TENANT_LOAD_FACTOR * max(spec.slo.min_tps, TENANT_MIN_TPS)
+    per_ns = cluster_tps / up_nodes / len(spec.namespaces)
     return TenantLoad(per_ns * TENANT_READ_SHARE, per_ns * (1 - TENANT_READ_SHARE))
 
 

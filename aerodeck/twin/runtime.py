@@ -45,8 +45,9 @@ class NamespaceTraffic:
     write_timeout: int = 0
     delete_success: int = 0
     delete_not_found: int = 0
-    # [whole real second (monotonic), reads, writes] for the most recent seconds, newest last.
-    per_second: deque[list[int]] = field(default_factory=lambda: deque(maxlen=16))
+    # [whole real second (monotonic), reads, writes] for the most recent seconds (two of the longest ticker
+    # intervals), newest last.
+    per_second: deque[list[int]] = field(default_factory=lambda: deque(maxlen=2 * 60 + 2))
 
 
 @dataclass

@@ -21,6 +21,7 @@ def fleet_with(
     topology: str = "in-memory",
     time_scale: float = 3600.0,
     faults: list[dict[str, Any]] | None = None,
+    latency_histograms: str = "sampled",
 ) -> FleetFile:
     """A one-cluster fleet ('twin-test' in k8s namespace 'aero-test', Aerospike namespace 'test')."""
     return parse_fleet(
@@ -35,6 +36,7 @@ def fleet_with(
                     "image": f"aerospike/aerospike-server-enterprise:{version}",
                     "namespaces": [{"name": "test", "replication_factor": 2}],
                     "slo": {"read_p99_ms": 2, "write_p99_ms": 4, "min_tps": 1000},
+                    "latency_histograms": latency_histograms,
                 }
             ],
             "faults": faults or [],

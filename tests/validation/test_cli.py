@@ -61,12 +61,12 @@ async def test_validate_json_prints_the_report_and_exits_zero_on_pass(cli_env: d
 
 
 async def test_baseline_by_workflow_id_adds_comparisons(cli_env: dict[str, str]) -> None:
-    code, out, err = await aerodeck(cli_env, "validate", "v-cli", "--source", "info", "--duration", "3", "--json")
+    code, out, err = await aerodeck(cli_env, "validate", "v-cli", "--source", "info", "--duration", "10", "--json")
     assert code == 0, err
     baseline_id = json.loads(out)["workflow_id"]
 
     code, out, err = await aerodeck(cli_env, "validate", "v-cli", "-n", "aero-val", "--source", "info",
-                                    "--duration", "3", "--baseline", baseline_id)  # fmt: skip
+                                    "--duration", "10", "--baseline", baseline_id)  # fmt: skip
     assert code == 0, err
     assert ": pass" in out.splitlines()[0] and "no significant worsening" in out
 

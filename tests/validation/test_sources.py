@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from statistics import median
 
 import pytest
 from aerospike import exception as aerospike_errors
@@ -67,13 +68,19 @@ def test_probe_measures_judges_and_deletes_only_its_own_records(validation_twin:
     assert {d.op for d in report.distributions} == {"read", "write", "control"}
 
 
-def test_info_source_recovers_the_modelled_p99(validation_twin: ValidationTwin) -> None:
-    evidence = source_for(Source.INFO, None).collect(validation_twin.collect_request("v-pass", Source.INFO), quiet)
+def test_info_source_takes_one_sample_per_ticker_interval_around_the_modelled_p99(
+    validation_twin: ValidationTwin,
+) -> None:
+    request = validation_twin.collect_request("v-pass", Source.INFO, duration_s=8.0)
+    evidence = source_for(Source.INFO, None).collect(request, quiet)
 
     modelled = effective_profile(VERSION, Topology.IN_MEMORY, OpKind.READ, []).p99_ms
-    assert len(evidence.series[MetricName.READ_P99]) >= 5
-    assert all(v == pytest.approx(modelled, rel=0.01) for v in evidence.series[MetricName.READ_P99])
-    assert evidence.series[MetricName.THROUGHPUT][0] > 0 and evidence.min_nodes == 3
+    p99s = evidence.series[MetricName.READ_P99]
+    # about 30 polls, but the nodes' 1 s ticker intervals are new only about 8 times: one sample each
+    assert 6 <= len(p99s) <= 9 and len(set(p99s)) == len(p99s), p99s
+    assert median(p99s) == pytest.approx(modelled, rel=0.05)
+    assert median(evidence.series[MetricName.THROUGHPUT]) == pytest.approx(30_000, rel=0.05)  # the tenants' load
+    assert evidence.min_nodes == 3
     assert judge(JudgeRequest(evidence=evidence, slo=SLO_LINES)).verdict == Verdict.PASS
 
 
@@ -82,7 +89,7 @@ def collect_both(twin: ValidationTwin, clusters: list[str], source: Source, url:
     results: dict[str, Evidence] = {}
 
     def run(cluster: str) -> None:
-        results[cluster] = source_for(source, url).collect(twin.collect_request(cluster, source, 4.0), quiet)
+        results[cluster] = source_for(source, url).collect(twin.collect_request(cluster, source, 10.0), quiet)
 
     threads = [threading.Thread(target=run, args=(c,)) for c in clusters]
     for thread in threads:
@@ -99,7 +106,7 @@ def test_regression_confined_to_hybrid_is_caught_only_on_hybrid(faults: Validati
                       "write_p99_pct": 50, "topology": "hybrid"})  # fmt: skip
     regressed = effective_profile(VERSION, Topology.HYBRID, OpKind.READ, []).p99_ms * 1.5
     expr = 'histogram_quantile(0.99, sum by (le) (aerospike_latencies_read_ms_bucket{cluster_name="v-hybrid"}))'
-    wait_until(lambda: abs(float(prometheus.query(expr)[0].value[1]) / regressed - 1) < 0.01,
+    wait_until(lambda: float(prometheus.query(expr)[0].value[1]) > regressed / 1.25,  # past midway: noise is ~3 %
              what="the regression scraped")  # fmt: skip
     after = collect_both(faults, clusters, Source.PROMETHEUS, prometheus.url)
 
@@ -110,7 +117,7 @@ def test_regression_confined_to_hybrid_is_caught_only_on_hybrid(faults: Validati
     for name in (MetricName.READ_P99, MetricName.WRITE_P99):
         result = metric(hybrid.metrics, name)
         assert result.verdict == Verdict.FAIL and result.comparison is not None
-        assert result.comparison.shift == pytest.approx(0.5, abs=0.02)
+        assert result.comparison.shift == pytest.approx(0.5, abs=0.1)
         assert result.comparison.p_value is not None and result.comparison.p_value < 0.01
     assert inmem.verdict == Verdict.PASS, inmem.reasons
     assert all(m.comparison is None or m.comparison.verdict == Verdict.PASS for m in inmem.metrics)

@@ -93,17 +93,17 @@ async def test_probe_validation_passes_and_the_report_is_queryable(engine: Engin
 
 async def test_baseline_then_regression_fails_with_the_statistics(engine: Engine, validation_twin: ValidationTwin,
                                                                   faults: ValidationTwin) -> None:  # fmt: skip
-    baseline = await engine.validate(request("v-hybrid", source=Source.INFO))
+    baseline = await engine.validate(request("v-hybrid", source=Source.INFO, duration_s=10.0))
     assert baseline.verdict == Verdict.PASS, baseline.reasons
     faults.add_fault({"kind": "version-regression", "version": "8.1.2.0", "read_p99_pct": 100,
                       "topology": "hybrid"})  # fmt: skip
 
-    after = await engine.validate(request("v-hybrid", source=Source.INFO, baseline=baseline))
+    after = await engine.validate(request("v-hybrid", source=Source.INFO, duration_s=10.0, baseline=baseline))
 
     assert after.verdict == Verdict.FAIL
     read = next(m for m in after.metrics if m.name == MetricName.READ_P99)
     assert read.verdict == Verdict.FAIL and read.comparison is not None
-    assert read.comparison.shift == pytest.approx(1.0, abs=0.03) and read.comparison.u_statistic is not None
+    assert read.comparison.shift == pytest.approx(1.0, abs=0.15) and read.comparison.u_statistic is not None
     assert read.baseline == pytest.approx(baseline.metrics[0].after)
     assert any(r.startswith("read_p99_ms") for r in after.reasons)
 

@@ -17,8 +17,6 @@ from aerodeck.twin.runtime import PARTITIONS, ClusterRuntime, FleetRuntime, Name
 from aerodeck.versions import AerospikeVersion
 
 EDITION = "Aerospike Enterprise Edition"
-# Window of real seconds behind the tps in ``latencies:`` (the server's ticker interval).
-TPS_WINDOW_SECONDS = 10
 _NEW_ERRORS = AerospikeVersion(7, 2, 0, 0)  # info errors gained numeric codes and prose in 7.2
 _RELEASE_COMMAND = AerospikeVersion(8, 1, 1, 0)
 _FEATURES = (
@@ -199,23 +197,33 @@ class Histogram:
         return f"{self.name}:msec,{self.tps:.1f}," + ",".join(f"{pct:.2f}" for pct in self.pct_over)
 
 
-def observed_tps(traffic: NamespaceTraffic, op: OpKind) -> float:
-    """Real client ops/s over the last complete TPS_WINDOW_SECONDS seconds."""
-    now = int(time.monotonic())
+def client_ops(traffic: NamespaceTraffic, op: OpKind, start: int, end: int) -> int:
+    """Real client operations served in the whole monotonic seconds [start, end)."""
     column = 1 if op is OpKind.READ else 2
-    counted = sum(row[column] for row in traffic.per_second if now - TPS_WINDOW_SECONDS <= row[0] < now)
-    return counted / TPS_WINDOW_SECONDS
+    return sum(row[column] for row in traffic.per_second if start <= row[0] < end)
 
 
 def histograms(view: NodeView) -> list[Histogram]:
-    topology = view.cluster.spec.labels.topology
-    load = tenant_load(view.cluster.spec, len(view.cluster.up_nodes()))
+    """This node's histograms of its last complete ticker interval: the tenants' modelled operations plus
+    the real client operations of that interval, as a sample drawn from the latency model (or, for a fleet
+    with exact histograms, the model's distribution itself)."""
+    spec = view.cluster.spec
+    load = tenant_load(spec, len(view.cluster.up_nodes()))
+    ticker = spec.ticker_interval_s
+    interval = int(time.monotonic()) // ticker - 1  # intervals are aligned to whole seconds on every node
+    start = interval * ticker
     result = []
-    for ns in view.cluster.spec.namespaces:
-        for op, modelled in ((OpKind.READ, load.read_tps), (OpKind.WRITE, load.write_tps)):
-            tps = modelled + observed_tps(view.traffic(ns.name), op)
-            distribution = view.model.distribution(view.node.version, topology, op, view.fleet.faults)
-            result.append(Histogram(f"{{{ns.name}}}-{op.value}", tps, distribution.pct_over()))
+    for ns in spec.namespaces:
+        for op, modelled_tps in ((OpKind.READ, load.read_tps), (OpKind.WRITE, load.write_tps)):
+            name = f"{{{ns.name}}}-{op.value}"
+            real_ops = client_ops(view.traffic(ns.name), op, start, start + ticker)
+            distribution = view.model.distribution(view.node.version, spec.labels.topology, op, view.fleet.faults)
+            if spec.latency_histograms == "exact":
+                result.append(Histogram(name, modelled_tps + real_ops / ticker, distribution.pct_over()))
+                continue
+            rng = view.model.interval_rng(f"{spec.namespace}/{spec.name}/{view.node.pod_name}/{name}", interval)
+            ops = int(rng.poisson(modelled_tps * ticker)) + real_ops
+            result.append(Histogram(name, ops / ticker, distribution.sampled_pct_over(ops, rng)))
     return result
 
 

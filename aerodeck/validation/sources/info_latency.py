@@ -17,6 +17,7 @@ from aerodeck.validation.models import CollectRequest, Evidence, MetricName, Sou
 from aerodeck.validation.sources.base import Heartbeat, connect
 
 POLLS = 30  # per run: enough points for a rank test, few enough info calls
+_OPS = ("read", "write")
 _UNIT_MS = {"msec": 1.0, "usec": 0.001}
 _FAILED = ("client_read_error", "client_read_timeout", "client_write_error", "client_write_timeout")
 _SERVED = (*_FAILED, "client_read_success", "client_read_not_found", "client_write_success")
@@ -89,7 +90,12 @@ def info_each(client: Any, command: str) -> dict[str, str]:
 @dataclass
 class InfoPoller:
     """Polls every node once per call and keeps the series; node restarts reset counters, so a decrease
-    skips that node's interval."""
+    skips that node's interval.
+
+    A node's ``latencies:`` shows its last ticker interval (10 s by default) however often it is asked, so
+    polls faster than that repeat the same interval, and repeated values would make a rank test see far more
+    evidence than there is. A latency sample is therefore taken only once every answering node shows an
+    interval not used before (its entries changed): each sample is new data from every node."""
 
     client: Any
     namespace: str
@@ -97,7 +103,11 @@ class InfoPoller:
     started: float = field(default_factory=time.monotonic)
     series: dict[MetricName, list[float]] = field(default_factory=dict)
     answering: list[tuple[float, int]] = field(default_factory=list)  # (seconds since start, nodes)
+    intervals: int = 0  # latency samples taken: ticker intervals new on every node
     _counters: dict[str, dict[str, int]] = field(default_factory=dict)
+    # node -> its interval (op -> histogram) last sampled, and one not sampled yet
+    _used: dict[str, dict[str, NodeHistogram]] = field(default_factory=dict)
+    _fresh: dict[str, dict[str, NodeHistogram]] = field(default_factory=dict)
 
     def _append(self, name: MetricName, value: float | None) -> None:
         if value is not None and math.isfinite(value):
@@ -112,21 +122,23 @@ class InfoPoller:
         self._errors(stats)
 
     def _latencies(self, answers: dict[str, str]) -> None:
-        per_op: dict[str, list[NodeHistogram]] = {"read": [], "write": []}
-        for text in answers.values():
+        for node, text in answers.items():
             parsed = parse_latencies(text)
-            for op in per_op:
-                histogram = parsed.get(f"{{{self.namespace}}}-{op}")
-                if histogram is not None:
-                    per_op[op].append(histogram)
+            interval = {op: h for op in _OPS if (h := parsed.get(f"{{{self.namespace}}}-{op}")) is not None}
+            if interval != self._used.get(node):
+                self._fresh[node] = interval
+        if not answers or not set(answers) <= set(self._fresh):
+            return  # some node still shows an interval already sampled
         total = 0.0
-        for op, histograms in per_op.items():
-            merged = merge_nodes(histograms)
+        for op in _OPS:
+            merged = merge_nodes([self._fresh[node][op] for node in answers if op in self._fresh[node]])
             total += merged[-1][1] if merged else 0.0
             for quantile in (0.99, 0.999):
                 self._append(_LATENCY[(op, quantile)], bucket_quantile(quantile, merged))
-        if answers:
-            self._append(MetricName.THROUGHPUT, total)
+        self._append(MetricName.THROUGHPUT, total)
+        self._used.update({node: self._fresh[node] for node in answers})
+        self._fresh.clear()
+        self.intervals += 1
 
     def _health(self, stats: dict[str, dict[str, str]]) -> None:
         if not stats:
@@ -197,5 +209,8 @@ class InfoLatencySource:
             series=poller.series,
             missing=missing,
             disturbances=poller.disturbances(),
-            notes=[f"{len(poller.answering)} polls of latencies: and namespace/{request.namespace}"],
+            notes=[
+                f"{len(poller.answering)} polls of latencies: and namespace/{request.namespace}, "
+                f"{poller.intervals} ticker intervals new on every node (one latency sample each)"
+            ],
         )

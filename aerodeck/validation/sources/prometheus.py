@@ -1,7 +1,11 @@
 """Evidence from Prometheus over aerospike-prometheus-exporter metrics, through the HTTP API
 (``/api/v1/query_range``). The exporter's latency families are gauges of ops/s at or under each bound,
 so ``histogram_quantile`` applies directly after summing by ``le``. An empty, malformed or ambiguous
-answer is missing data (inconclusive), never a pass."""
+answer is missing data (inconclusive), never a pass.
+
+The latency gauges show each node's last ticker interval until the next one (10 s by default), so a step
+finer than that repeats values; runs of one value are kept once, or a rank test would count one interval
+as many samples."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from datetime import UTC, datetime
+from itertools import groupby
 from typing import Literal
 
 from pydantic import BaseModel, ValidationError
@@ -22,6 +27,14 @@ from aerodeck.validation.sources.base import Heartbeat, SourceUnavailable
 HTTP_TIMEOUT_S = 10.0
 ATTEMPTS = 3
 POINTS = 30  # default step: the window over this many points, at least one second
+# Gauges of the nodes' last ticker interval: one sample per interval, not per step.
+_PER_INTERVAL = {
+    MetricName.READ_P99,
+    MetricName.READ_P999,
+    MetricName.WRITE_P99,
+    MetricName.WRITE_P999,
+    MetricName.THROUGHPUT,
+}
 
 
 class _Series(BaseModel):
@@ -161,9 +174,11 @@ class PrometheusSource:
         missing: dict[MetricName, str] = {}
         for name, expr in queries(request).items():
             try:
-                series[name] = prometheus.range_values(expr, start, end, step)
+                values = prometheus.range_values(expr, start, end, step)
             except QueryProblem as exc:
                 missing[name] = f"{exc} (query: {expr})"
+                continue
+            series[name] = [value for value, _ in groupby(values)] if name in _PER_INTERVAL else values
         min_nodes, disturbances = self._nodes(prometheus, request, start, end, step)
         heartbeat("prometheus: queried")
         return Evidence(
@@ -177,7 +192,10 @@ class PrometheusSource:
             missing=missing,
             min_nodes=min_nodes,
             disturbances=disturbances,
-            notes=[f"Prometheus {self.base_url}, step {step:g} s"],
+            notes=[
+                f"Prometheus {self.base_url}, step {step:g} s; "
+                f"{len(series.get(MetricName.READ_P99, []))} distinct read p99 values (ticker intervals)"
+            ],
         )
 
     @staticmethod
