@@ -3,14 +3,14 @@
 Each (series, topology, op) has a p50 and a p99. The distribution is lognormal-shaped, but its CDF is made
 *linear inside each power-of-two millisecond bucket above 1 ms* (lognormal below). Those are exactly the
 buckets of ``latencies:`` and of the exporter, and histogram_quantile interpolates linearly inside a bucket,
-so Prometheus recovers the modelled p99 (or any quantile above 1 ms) exactly, short of the two-decimal
-rounding of ``latencies:`` percentages (a few microseconds). The lognormal parameters are fitted so that the
-distribution's own p50 and p99 equal the profile's.
+so from a cluster with exact histograms Prometheus recovers the modelled p99 (or any quantile above 1 ms)
+exactly, short of the two-decimal rounding of ``latencies:`` percentages (a few microseconds). The
+lognormal parameters are fitted so that the distribution's own p50 and p99 equal the profile's.
 
 ``VersionRegression`` faults scale a version's p99 (p50 unchanged); nodes really delay replies by sampled
 latencies, so a client-side probe sees the same distribution (plus its own overhead). What nodes report per
-ticker interval is, by default, a sample of that interval's operations (:meth:`LatencyDistribution.sampled_pct_over`),
-so server-side quantiles are as noisy as a real server's at the same traffic.
+ticker interval is, by default, a sample of that interval's operations
+(:meth:`LatencyDistribution.sampled_pct_over`), as noisy as a real server's at the same traffic.
 """
 
 from __future__ import annotations

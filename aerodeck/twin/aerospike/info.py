@@ -205,7 +205,7 @@ def client_ops(traffic: NamespaceTraffic, op: OpKind, start: int, end: int) -> i
 
 def histograms(view: NodeView) -> list[Histogram]:
     """This node's histograms of its last complete ticker interval: the tenants' modelled operations plus
-    the real client operations of that interval, as a sample drawn from the latency model (or, for a fleet
+    the real client operations of that interval, as a sample drawn from the latency model (or, for a cluster
     with exact histograms, the model's distribution itself)."""
     spec = view.cluster.spec
     load = tenant_load(spec, len(view.cluster.up_nodes()))

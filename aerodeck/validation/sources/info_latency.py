@@ -94,8 +94,9 @@ class InfoPoller:
 
     A node's ``latencies:`` shows its last ticker interval (10 s by default) however often it is asked, so
     polls faster than that repeat the same interval, and repeated values would make a rank test see far more
-    evidence than there is. A latency sample is therefore taken only once every answering node shows an
-    interval not used before (its entries changed): each sample is new data from every node."""
+    evidence than there is. A latency sample is therefore taken only once every node that served the
+    namespace shows an interval not used before (its entries changed): each sample is new data from every
+    node. (Nodes without traffic, and histograms that never change, give one sample and no more.)"""
 
     client: Any
     namespace: str
@@ -122,21 +123,26 @@ class InfoPoller:
         self._errors(stats)
 
     def _latencies(self, answers: dict[str, str]) -> None:
+        serving: dict[str, dict[str, NodeHistogram]] = {}  # nodes that served this namespace in their interval
         for node, text in answers.items():
             parsed = parse_latencies(text)
-            interval = {op: h for op in _OPS if (h := parsed.get(f"{{{self.namespace}}}-{op}")) is not None}
-            if interval != self._used.get(node):
-                self._fresh[node] = interval
-        if not answers or not set(answers) <= set(self._fresh):
+            interval = {op: h for op in _OPS if (h := parsed.get(f"{{{self.namespace}}}-{op}")) and h.tps > 0}
+            if interval:
+                serving[node] = interval
+                if interval != self._used.get(node):
+                    self._fresh[node] = interval
+        if answers and not serving:
+            self._append(MetricName.THROUGHPUT, 0.0)  # the nodes answer but serve nothing: that is evidence
+        if not serving or not set(serving) <= set(self._fresh):
             return  # some node still shows an interval already sampled
         total = 0.0
         for op in _OPS:
-            merged = merge_nodes([self._fresh[node][op] for node in answers if op in self._fresh[node]])
+            merged = merge_nodes([self._fresh[node][op] for node in serving if op in self._fresh[node]])
             total += merged[-1][1] if merged else 0.0
             for quantile in (0.99, 0.999):
                 self._append(_LATENCY[(op, quantile)], bucket_quantile(quantile, merged))
         self._append(MetricName.THROUGHPUT, total)
-        self._used.update({node: self._fresh[node] for node in answers})
+        self._used.update({node: self._fresh[node] for node in serving})
         self._fresh.clear()
         self.intervals += 1
 
