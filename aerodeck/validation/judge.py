@@ -103,7 +103,7 @@ def compare(
     if min(len(after.samples), len(baseline.samples)) < min_samples:
         reason = (
             f"too few samples to compare (baseline {len(baseline.samples)}, after {len(after.samples)}; "
-            f"need {min_samples} each): measure longer or at a higher rate"
+            f"need {min_samples} each): {after.more_samples}"
         )
         return result.model_copy(update={"reason": reason})
     u, p_value, rank_biserial = rank_test(after.samples, baseline.samples, spec.higher_is_worse)

@@ -27,6 +27,7 @@ class Observation:
     missing: str | None = None  # why there is no value
     too_few: str | None = None  # why the value is too uncertain for an SLO check
     shape: list[float] = field(default_factory=list)  # probe tails: per-window tail / median
+    more_samples: str = "measure longer or at a higher rate"  # how to get enough samples to compare
 
 
 def tail_fraction(quantile: float) -> float:
@@ -118,7 +119,12 @@ def _series(spec: MetricSpec, evidence: Evidence) -> Observation:
         value = statistics.median(values)
     else:
         value = statistics.fmean(values)
-    return Observation(value, values, f"{spec.description} per {evidence.source.value} step")
+    return Observation(
+        value,
+        values,
+        f"{spec.description} per {evidence.source.value} sample",
+        more_samples="measure longer: the nodes' histograms give one sample per ticker interval (10 s by default)",
+    )
 
 
 def observe(spec: MetricSpec, evidence: Evidence, config: JudgeConfig) -> Observation | None:

@@ -84,6 +84,23 @@ def test_info_source_takes_one_sample_per_ticker_interval_around_the_modelled_p9
     assert judge(JudgeRequest(evidence=evidence, slo=SLO_LINES)).verdict == Verdict.PASS
 
 
+def test_a_comparison_over_too_few_ticker_intervals_is_inconclusive_and_says_why(
+    validation_twin: ValidationTwin,
+) -> None:
+    def run() -> Evidence:
+        request = validation_twin.collect_request("v-pass", Source.INFO, duration_s=2.0)
+        return source_for(Source.INFO, None).collect(request, quiet)
+
+    baseline, after = run(), run()
+    report = judge(JudgeRequest(evidence=after, slo=SLO_LINES, baseline=baseline))
+
+    assert len(after.series[MetricName.READ_P99]) <= 3 and "ticker intervals new on every node" in after.notes[0]
+    assert report.verdict == Verdict.INCONCLUSIVE, report.reasons
+    read = metric(report.metrics, MetricName.READ_P99)
+    assert read.slo_verdict == Verdict.PASS and read.comparison is not None
+    assert "too few samples" in read.comparison.reason and "one sample per ticker interval" in read.comparison.reason
+
+
 def collect_both(twin: ValidationTwin, clusters: list[str], source: Source, url: str | None) -> dict[str, Evidence]:
     """Measure several clusters over the same window, one thread each."""
     results: dict[str, Evidence] = {}
