@@ -241,13 +241,12 @@ def detection(args: argparse.Namespace) -> None:
         finally:
             twin.stop()
         print(f"trial {trial + 1}/{args.trials} done", file=sys.stderr, flush=True)
-    info = (
-        f", info runs of {args.info_duration:g} s ({args.ticker} s ticker, {args.tenant_tps:g} tenant ops/s)"
-        if Source.INFO in sources
-        else ""
-    )
-    print(f"\nDetection over {args.trials} seeded trials; probe runs of {args.duration:g} s at {args.rate:g} ops/s "
-          f"with {args.concurrency} threads{info}; judge defaults")  # fmt: skip
+    runs = []
+    if Source.PROBE in sources:
+        runs.append(f"probe runs of {args.duration:g} s at {args.rate:g} ops/s with {args.concurrency} threads")
+    if Source.INFO in sources:
+        runs.append(f"info runs of {args.info_duration:g} s ({args.ticker} s ticker, {args.tenant_tps:g} tenant ops/s)")
+    print(f"\nDetection over {args.trials} seeded trials; {', '.join(runs)}; judge defaults")
     report(tally)
 
 
