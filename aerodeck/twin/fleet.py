@@ -32,6 +32,9 @@ class Topology(StrEnum):
     HYBRID = "hybrid"
 
 
+MAX_TICKER_INTERVAL_S = 60
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -60,7 +63,7 @@ class ClusterSpec(_Strict):
     namespaces: list[AerospikeNamespace] = Field(min_length=1)
     slo: SLO
     # Aerospike's ticker-interval (service context): each node's ``latencies:`` shows the last interval.
-    ticker_interval_s: int = Field(default=10, ge=1, le=60)
+    ticker_interval_s: int = Field(default=10, ge=1, le=MAX_TICKER_INTERVAL_S)
     # The tenants' own cluster-wide ops/s; default 1.25 x the SLO's min_tps (at least 125).
     tenant_tps: float | None = Field(default=None, gt=0)
     # "sampled": like a real server's, each ticker interval's histogram counts that interval's operations,

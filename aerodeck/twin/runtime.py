@@ -10,7 +10,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from aerodeck.twin.fleet import ClusterSpec, Fault, FleetFile
+from aerodeck.twin.fleet import MAX_TICKER_INTERVAL_S, ClusterSpec, Fault, FleetFile
 from aerodeck.versions import AerospikeVersion
 
 PARTITIONS = 4096
@@ -47,7 +47,7 @@ class NamespaceTraffic:
     delete_not_found: int = 0
     # [whole real second (monotonic), reads, writes] for the most recent seconds (two of the longest ticker
     # intervals), newest last.
-    per_second: deque[list[int]] = field(default_factory=lambda: deque(maxlen=2 * 60 + 2))
+    per_second: deque[list[int]] = field(default_factory=lambda: deque(maxlen=2 * MAX_TICKER_INTERVAL_S + 2))
 
 
 @dataclass

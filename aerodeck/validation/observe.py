@@ -123,7 +123,9 @@ def _series(spec: MetricSpec, evidence: Evidence) -> Observation:
         value,
         values,
         f"{spec.description} per {evidence.source.value} sample",
-        more_samples="measure longer: the nodes' histograms give one sample per ticker interval (10 s by default)",
+        more_samples="measure longer: the nodes' histograms give one sample per ticker interval (10 s by default)"
+        if spec.quantile is not None
+        else "measure longer",
     )
 
 
